@@ -1,0 +1,17 @@
+"""Balanced adder tree for population counts (a linear chain would be deep and hit Python's recursion limit)."""
+from amaranth.hdl import Value
+
+__all__ = ["popcount"]
+
+
+def popcount(bits: Value) -> Value:
+    """Number of set bits of `bits`, as an unsigned value wide enough for len(bits)."""
+    terms = [bits[i] for i in range(len(bits))]
+    if not terms:
+        raise ValueError("popcount of an empty value")
+    while len(terms) > 1:
+        paired = [a + b for a, b in zip(terms[0::2], terms[1::2])]
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms = paired
+    return terms[0]
