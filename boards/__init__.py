@@ -1,0 +1,3 @@
+from .spec import BOARDS, Board, get_board
+
+__all__ = ["BOARDS", "Board", "get_board"]

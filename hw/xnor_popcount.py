@@ -117,9 +117,10 @@ class XnorPopcountMVU(wiring.Component):
         # Issue stage: input vector, step counters, one weight-memory read per cycle.
         vector = Signal(columns)
         busy = Signal()
-        neuron_fold = Signal(range(neuron_folds))
-        synapse_fold = Signal(range(synapse_folds))
-        address = Signal(range(steps))
+        # Counters are at least one bit wide: a zero-width signal comes out of the Verilog backend as [-1:0].
+        neuron_fold = Signal(range(max(neuron_folds, 2)))
+        synapse_fold = Signal(range(max(synapse_folds, 2)))
+        address = Signal(range(max(steps, 2)))
         issue_last = Signal()
         m.d.comb += [
             issue_last.eq(busy & (address == steps - 1)),
@@ -135,7 +136,7 @@ class XnorPopcountMVU(wiring.Component):
         staged_first = Signal()
         staged_row_end = Signal()
         staged_last = Signal()
-        staged_fold = Signal(range(neuron_folds))
+        staged_fold = Signal(range(max(neuron_folds, 2)))
 
         with m.If(advance):
             m.d.sync += [
