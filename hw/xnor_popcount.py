@@ -9,10 +9,10 @@ from amaranth.lib.wiring import In, Out
 
 from .popcount import popcount
 
-__all__ = ["XnorPopcountMVU"]
+__all__ = ["XnorPopcountMVU", "weight_words", "threshold_words", "threshold_width"]
 
 
-def _weight_words(weight_bits: np.ndarray, pe: int, simd: int) -> list[int]:
+def weight_words(weight_bits: np.ndarray, pe: int, simd: int) -> list[int]:
     """Memory word at address nf * SF + sf holds rows nf*PE..nf*PE+PE-1, columns sf*SIMD..; PE j in bits j*SIMD.."""
     rows, columns = weight_bits.shape
     words = []
@@ -25,6 +25,17 @@ def _weight_words(weight_bits: np.ndarray, pe: int, simd: int) -> list[int]:
                         word |= 1 << (j * simd + k)
             words.append(word)
     return words
+
+
+def threshold_width(in_features: int) -> int:
+    """Bits of a popcount threshold: 0..MW+1 (MW+1 meaning never)."""
+    return (in_features + 1).bit_length()
+
+
+def threshold_words(thresholds: np.ndarray, pe: int, width: int) -> list[int]:
+    """Memory word nf holds the thresholds of rows nf*PE..nf*PE+PE-1, row j in bits j*width.."""
+    return [sum(int(thresholds[nf * pe + j]) << (j * width) for j in range(pe))
+            for nf in range(len(thresholds) // pe)]
 
 
 class XnorPopcountMVU(wiring.Component):
@@ -99,14 +110,13 @@ class XnorPopcountMVU(wiring.Component):
         lane_width = 1 if thresholded else self._accumulator_shape.width
 
         m.submodules.weights = weights = Memory(shape=unsigned(pe * simd), depth=steps,
-                                                init=_weight_words(self._weight_bits, pe, simd))
+                                                init=weight_words(self._weight_bits, pe, simd))
         weight_port = weights.read_port()
         if thresholded:
-            threshold_width = (columns + 1).bit_length()
-            threshold_words = [sum(int(self._thresholds[nf * pe + j]) << (j * threshold_width) for j in range(pe))
-                               for nf in range(neuron_folds)]
-            m.submodules.thresholds = thresholds = Memory(shape=unsigned(pe * threshold_width),
-                                                          depth=neuron_folds, init=threshold_words)
+            thr_width = threshold_width(columns)
+            m.submodules.thresholds = thresholds = Memory(
+                shape=unsigned(pe * thr_width), depth=neuron_folds,
+                init=threshold_words(self._thresholds, pe, thr_width))
             threshold_port = thresholds.read_port()
 
         advance = Signal()  # the pipeline moves this cycle; low only while a finished result waits for the output
@@ -173,7 +183,7 @@ class XnorPopcountMVU(wiring.Component):
             with m.If(advance & staged):
                 m.d.sync += accumulators[j].eq(total)
             if thresholded:
-                threshold = threshold_port.data[j * threshold_width:(j + 1) * threshold_width]
+                threshold = threshold_port.data[j * thr_width:(j + 1) * thr_width]
                 lanes.append(total >= threshold)
             else:
                 lane = Signal(self._accumulator_shape, name=f"lane{j}")

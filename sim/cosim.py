@@ -11,7 +11,7 @@ __all__ = ["CosimError", "StreamRun", "compile_simulator", "stream_vectors"]
 
 # Amaranth's Verilog trips Verilator's default-fatal width warnings; they are waived with reasons in
 # hbnn/hw/lint_waivers.vlt, which the lint test applies with -Wall.
-VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3")
+VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
 
 
 class CosimError(RuntimeError):
