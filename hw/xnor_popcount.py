@@ -109,13 +109,15 @@ class XnorPopcountMVU(wiring.Component):
         thresholded = self._thresholds is not None
         lane_width = 1 if thresholded else self._accumulator_shape.width
 
-        m.submodules.weights = weights = Memory(shape=unsigned(pe * simd), depth=steps,
+        # Memories are at least two words deep: a one-word memory has a zero-width address, which the Verilog
+        # backend writes as [-1:0]. The padding word is never read.
+        m.submodules.weights = weights = Memory(shape=unsigned(pe * simd), depth=max(steps, 2),
                                                 init=weight_words(self._weight_bits, pe, simd))
         weight_port = weights.read_port()
         if thresholded:
             thr_width = threshold_width(columns)
             m.submodules.thresholds = thresholds = Memory(
-                shape=unsigned(pe * thr_width), depth=neuron_folds,
+                shape=unsigned(pe * thr_width), depth=max(neuron_folds, 2),
                 init=threshold_words(self._thresholds, pe, thr_width))
             threshold_port = thresholds.read_port()
 

@@ -1,0 +1,276 @@
+"""The `hbnn` command: train, compile, sim, report, and demo (all four in a row)."""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+__all__ = ["main"]
+
+
+def _print_table(headers: list[str], rows: list[list], title: str | None = None) -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if title:
+        print(title)
+    for index, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if index and c[:1].isdigit() else c.ljust(w) for c, w in zip(row, widths)))
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers like 128,128, not {text!r}")
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden needs at least one positive width, not {text!r}")
+    return sizes
+
+
+def _parse_folding(text: str):
+    from .compiler.ir import Folding
+    try:
+        name, value = text.split("=")
+        pe, simd = value.lower().split("x")
+        return name, Folding(pe=int(pe), simd=int(simd))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folding takes LAYER=PExSIMD, like layers.0=4x32, not {text!r}")
+
+
+def _dataset_name(name: str) -> str:
+    from .quant.data import default_dataset_name
+    return default_dataset_name() if name == "auto" else name
+
+
+# --- steps, shared by the subcommands and the demo -----------------------------------------------------------------
+
+def step_train(args) -> tuple[pathlib.Path, dict]:
+    from .quant import BinaryMLP, evaluate, load_dataset, save_checkpoint, train
+    import torch
+
+    name = _dataset_name(args.dataset)
+    dataset = load_dataset(name, args.data_root)
+    sizes = [dataset.train_x.shape[1], *args.hidden, dataset.classes]
+    torch.manual_seed(args.seed)
+    model = BinaryMLP(sizes)
+    print(f"training BinaryMLP {'-'.join(map(str, sizes))} on {name} ({len(dataset.train_x)} train / "
+          f"{len(dataset.test_x)} test images), {args.epochs} epochs")
+    started = time.monotonic()
+    history = train(model, dataset, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                    progress=not args.quiet)
+    accuracy = evaluate(model, dataset.test_x, dataset.test_y)
+    meta = {"dataset": name, "data_root": str(args.data_root) if args.data_root else None, "epochs": args.epochs,
+            "seed": args.seed, "test_accuracy": accuracy, "train_seconds": round(time.monotonic() - started, 1)}
+    out = pathlib.Path(args.out)
+    save_checkpoint(out, model, meta)
+    out.with_suffix(".history.json").write_text(json.dumps(history, indent=2) + "\n")
+    print(f"test accuracy {accuracy:.4f}; checkpoint {out}, epoch log {out.with_suffix('.history.json')}")
+    return out, meta
+
+
+def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dict:
+    from .boards import get_board
+    from .compiler.build import compile_checkpoint
+
+    graph, manifest = compile_checkpoint(checkpoint, out_dir, get_board(board_name), dict(folding or []),
+                                         target_cycles)
+    rows = [[layer["name"], f"{layer['out_features']}x{layer['in_features']}", layer["pe"], layer["simd"],
+             cycles["cycles"], "thresholds" if "thresholds" in layer else "accumulators"]
+            for layer, cycles in zip(manifest["layers"], manifest["cycles"]["layers"])]
+    _print_table(["layer", "MHxMW", "PE", "SIMD", "cycles", "output"], rows,
+                 f"compiled for {manifest['board']['name']} ({manifest['board']['part']}) into {out_dir}:")
+    print(f"analytical: latency {manifest['cycles']['latency']} cycles, initiation interval "
+          f"{manifest['cycles']['initiation_interval']} cycles")
+    return manifest
+
+
+def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed):
+    from .compiler.build import CHECKPOINT, read_manifest
+    from .quant import load_checkpoint, load_dataset
+    from .sim.verify import verify_build
+
+    build_dir = pathlib.Path(build_dir)
+    read_manifest(build_dir)
+    _, meta = load_checkpoint(build_dir / CHECKPOINT)
+    name = dataset_name or meta.get("dataset") or "digits"
+    dataset = load_dataset(name, data_root or meta.get("data_root"))
+    count = min(count, len(dataset.test_x)) if count else len(dataset.test_x)
+    print(f"co-simulating {count} {name} test images in Verilator "
+          f"({'with' if backpressure else 'without'} a random back-pressure run)...", flush=True)
+    result = verify_build(build_dir, dataset.test_x[:count], dataset.test_y[:count], backpressure=backpressure,
+                          seed=seed)
+    (build_dir / "sim.json").write_text(json.dumps({**result.__dict__, "dataset": name,
+                                                    "bit_exact": result.bit_exact,
+                                                    "cycles_match": result.cycles_match}, indent=2) + "\n")
+    return result
+
+
+def step_report(build_dir):
+    from .compiler.build import read_manifest
+    from .hw.synthesis import synthesize
+
+    build_dir = pathlib.Path(build_dir)
+    manifest = read_manifest(build_dir)
+    board = manifest["board"]
+    print(f"synthesizing with Yosys synth_xilinx -family {board['yosys_family']} (the first run takes ~1 min)...",
+          flush=True)
+    resources = synthesize(build_dir / manifest["verilog"], manifest["top"], board["yosys_family"],
+                           log_path=build_dir / "yosys.log")
+    (build_dir / "report.json").write_text(json.dumps(resources.as_dict(), indent=2) + "\n")
+    return resources, board
+
+
+def _resource_rows(resources, board) -> list[list]:
+    def share(used, available):
+        return f"{100 * used / available:.2f}%"
+    return [["LUT (logic)", resources.luts, board["luts"], share(resources.luts, board["luts"])],
+            ["LUT (RAM/SRL)", resources.lutram, "", ""],
+            ["FF", resources.flip_flops, board["flip_flops"], share(resources.flip_flops, board["flip_flops"])],
+            ["CARRY4/8", resources.carry, "", ""],
+            ["DSP", resources.dsps, board["dsps"], share(resources.dsps, board["dsps"])],
+            ["BRAM36", resources.bram36, board["bram36"], share(resources.bram36, board["bram36"])]]
+
+
+def _sim_rows(result) -> list[list]:
+    rows = []
+    if result.torch_accuracy is not None:
+        rows += [["accuracy, PyTorch", f"{result.torch_accuracy:.4f}", ""],
+                 ["accuracy, hardware", f"{result.hardware_accuracy:.4f}", ""]]
+    rows += [["images co-simulated", result.images, ""],
+             ["output integers compared", result.outputs_compared,
+              f"{1 + result.backpressure_runs} runs ({result.backpressure_runs} with random back-pressure)"],
+             ["mismatches", result.mismatches, "bit-exact" if result.bit_exact else "NOT BIT-EXACT"],
+             ["latency (cycles)", result.latency, f"analytical {result.predicted_latency}"],
+             ["initiation interval (cycles)", result.initiation_interval,
+              f"analytical {result.predicted_initiation_interval}"
+              + ("" if result.interval_spread[0] == result.interval_spread[1]
+                 else f"; measured gaps {result.interval_spread[0]}..{result.interval_spread[1]}")]]
+    return rows
+
+
+# --- subcommands -----------------------------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    step_train(args)
+    return 0
+
+
+def cmd_compile(args) -> int:
+    step_compile(args.checkpoint, args.out, args.board, args.folding, args.target_cycles)
+    return 0
+
+
+def cmd_sim(args) -> int:
+    result = step_sim(args.build, args.dataset, args.data_root, args.count, not args.no_backpressure, args.seed)
+    _print_table(["", "value", "note"], _sim_rows(result))
+    return 0 if result.bit_exact and result.cycles_match else 1
+
+
+def cmd_report(args) -> int:
+    resources, board = step_report(args.build)
+    _print_table(["resource", "used", board["name"], "share"], _resource_rows(resources, board))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    started = time.monotonic()
+    out = pathlib.Path(args.out)
+    args.out = out / "model.pt"
+    print("[1/4] train", flush=True)
+    checkpoint, meta = step_train(args)
+    print("\n[2/4] compile", flush=True)
+    step_compile(checkpoint, out / "build", args.board, None, args.target_cycles)
+    print("\n[3/4] co-simulate", flush=True)
+    result = step_sim(out / "build", meta["dataset"], args.data_root, args.count, True, args.seed)
+    print("\n[4/4] synthesize", flush=True)
+    resources, board = step_report(out / "build")
+    clock = board["clock_mhz"]
+    rows = _sim_rows(result)
+    rows.append(["throughput at " + f"{clock:g} MHz", f"{clock * 1e6 / result.initiation_interval:,.0f}",
+                 "images/s"])
+    rows += [[name, used, f"{pct} of {available:,} on {board['name']}" if available else ""]
+             for name, used, available, pct in _resource_rows(resources, board)]
+    print()
+    _print_table(["hbnn demo", "value", "note"], rows,
+                 f"BinaryMLP on {meta['dataset']} -> {board['name']} ({board['part']}), "
+                 f"{time.monotonic() - started:.0f} s in all; files in {out}")
+    return 0 if result.bit_exact and result.cycles_match else 1
+
+
+def _add_train_options(parser, epochs_default) -> None:
+    from .quant.train import DEFAULT_BATCH_SIZE, DEFAULT_LR
+    parser.add_argument("--dataset", default="auto",
+                        help="digits, fashion-mnist, mnist, synthetic, or auto: fashion-mnist when Debian's "
+                             "dataset-fashion-mnist is installed, else digits (default: auto)")
+    parser.add_argument("--data-root", type=pathlib.Path, default=None, help="folder with the dataset's IDX files")
+    parser.add_argument("--hidden", type=_parse_sizes, default=[128, 128],
+                        help="hidden layer widths, comma-separated (default: 128,128)")
+    parser.add_argument("--epochs", type=int, default=epochs_default, help=f"(default: {epochs_default})")
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default: {DEFAULT_LR})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .boards import BOARDS
+    from .compiler.set_folding import DEFAULT_TARGET_CYCLES
+
+    parser = argparse.ArgumentParser(prog="hbnn", description="Hybrid binary neural networks: Brevitas training to "
+                                     "bit-exact FPGA hardware.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a binary MLP and write a checkpoint")
+    _add_train_options(train, 20)
+    train.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/model.pt"))
+    train.set_defaults(run=cmd_train)
+
+    compile_ = commands.add_parser("compile", help="checkpoint -> build folder (Verilog, memories, manifest)")
+    compile_.add_argument("checkpoint", type=pathlib.Path)
+    compile_.add_argument("--out", type=pathlib.Path, default=pathlib.Path("build"))
+    compile_.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
+    compile_.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES,
+                          help="cycles per image each layer should meet when choosing PE/SIMD "
+                               f"(default: {DEFAULT_TARGET_CYCLES})")
+    compile_.add_argument("--folding", type=_parse_folding, action="append", metavar="LAYER=PExSIMD",
+                          help="override one layer's folding, e.g. layers.0=4x32 (repeatable)")
+    compile_.set_defaults(run=cmd_compile)
+
+    sim = commands.add_parser("sim", help="co-simulate a build folder in Verilator against PyTorch")
+    sim.add_argument("build", type=pathlib.Path)
+    sim.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
+    sim.add_argument("--data-root", type=pathlib.Path, default=None)
+    sim.add_argument("--count", type=int, default=0, help="test images to stream (default: all)")
+    sim.add_argument("--no-backpressure", action="store_true", help="skip the run with random stalls")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(run=cmd_sim)
+
+    report = commands.add_parser("report", help="synthesize a build folder with Yosys and count resources")
+    report.add_argument("build", type=pathlib.Path)
+    report.set_defaults(run=cmd_report)
+
+    demo = commands.add_parser("demo", help="train, compile, co-simulate and synthesize, then print one table")
+    _add_train_options(demo, 20)
+    demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/demo"))
+    demo.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
+    demo.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES)
+    demo.add_argument("--count", type=int, default=0, help="test images to co-simulate (default: all)")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"hbnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

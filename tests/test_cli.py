@@ -1,0 +1,45 @@
+"""The `hbnn` command line: the four steps chained, and errors that name what is wrong."""
+import json
+
+import pytest
+
+from hbnn.cli import main
+
+
+def test_train_compile_sim_report(tmp_path, capsys):
+    checkpoint = tmp_path / "model.pt"
+    assert main(["train", "--dataset", "synthetic", "--hidden", "16", "--epochs", "2", "--quiet",
+                 "--out", str(checkpoint)]) == 0
+    assert checkpoint.exists() and json.loads(checkpoint.with_suffix(".history.json").read_text())
+    build = tmp_path / "build"
+    assert main(["compile", str(checkpoint), "--out", str(build), "--folding", "layers.0=2x4"]) == 0
+    assert main(["sim", str(build), "--count", "12"]) == 0
+    verdict = json.loads((build / "sim.json").read_text())
+    assert verdict["bit_exact"] and verdict["cycles_match"] and verdict["mismatches"] == 0
+    assert main(["report", str(build)]) == 0
+    assert json.loads((build / "report.json").read_text())["luts"] > 0
+    out = capsys.readouterr().out
+    assert "mismatches" in out and "bit-exact" in out and "LUT (logic)" in out
+
+
+def test_corrupt_checkpoint_is_named(tmp_path, capsys):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x00not a checkpoint" * 10)
+    assert main(["compile", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert f"hbnn compile: error: checkpoint {bad}" in capsys.readouterr().err
+
+
+def test_bad_folding_is_named(tmp_path, tiny_checkpoint, capsys):
+    assert main(["compile", str(tiny_checkpoint), "--out", str(tmp_path / "b"), "--folding", "layers.0=7x1"]) == 2
+    err = capsys.readouterr().err
+    assert "layer 'layers.0'" in err and "pe=7 does not divide its 24 output rows" in err
+
+
+def test_malformed_folding_option():
+    with pytest.raises(SystemExit):
+        main(["compile", "x.pt", "--folding", "layers.0"])
+
+
+def test_sim_on_a_folder_that_is_not_a_build(tmp_path, capsys):
+    assert main(["sim", str(tmp_path)]) == 2
+    assert "is not an hbnn build folder" in capsys.readouterr().err
