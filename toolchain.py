@@ -9,7 +9,11 @@ import sys
 __all__ = ["ToolchainError", "verilator_environment", "use_verilator", "yosys_command"]
 
 
-PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+# Make variables for Verilator's generated makefile. CFG_CXXFLAGS_PCH_I: the PyPI build's verilated.mk leaves it empty,
+# so a design large enough to be split into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file
+# not found"); gcc's flag is -include. OPT_*=-O0: hbnn simulates thousands of cycles, not billions, so C++ compile
+# time dominates (a 64-128-128-10 network: 23 s at -O0 against about 80 s at the default -Os).
+MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0")
 
 
 class ToolchainError(RuntimeError):
@@ -30,12 +34,9 @@ def verilator_environment() -> dict[str, str]:
     path = os.environ.get("PATH", "")
     if not path.startswith(f"{root / 'bin'}{os.pathsep}"):
         path = f"{root / 'bin'}{os.pathsep}{path}"
-    # The PyPI build's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough to be split into several
-    # C++ files fails to compile ("Vtop__pch.h.fast: linker input file not found"). cocotb runs `make` itself, so
-    # the fix (gcc's -include) travels in MAKEFLAGS.
-    makeflags = os.environ.get("MAKEFLAGS", "")
-    if PCH_FIX not in makeflags:
-        makeflags = f"{makeflags} {PCH_FIX}".strip()
+    # cocotb runs `make` itself, so the variables travel in MAKEFLAGS. It is set afresh: an outer `make test`'s
+    # MAKEFLAGS (jobserver handles) must not leak into Verilator's build.
+    makeflags = " ".join(MAKE_VARIABLES)
     return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}
 
 
