@@ -1,8 +1,10 @@
 """`verilator --lint-only -Wall` on generated Verilog, with the waivers documented in lint_waivers.vlt."""
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
+from dataclasses import dataclass
 
 from ..toolchain import verilator_environment
 
@@ -11,10 +13,10 @@ __all__ = ["LINT_WAIVERS", "LintResult", "lint_verilog"]
 LINT_WAIVERS = pathlib.Path(__file__).with_name("lint_waivers.vlt")
 
 
+@dataclass(frozen=True)
 class LintResult:
-    def __init__(self, returncode: int, output: str):
-        self.returncode = returncode
-        self.output = output
+    returncode: int
+    output: str
 
     @property
     def clean(self) -> bool:
@@ -22,7 +24,6 @@ class LintResult:
 
 
 def lint_verilog(verilog_path: str | pathlib.Path, top: str) -> LintResult:
-    import os
     env = dict(os.environ, **verilator_environment())
     result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, str(LINT_WAIVERS),
                              str(verilog_path)], capture_output=True, text=True, env=env)
