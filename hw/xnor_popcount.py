@@ -52,19 +52,12 @@ class XnorPopcountMVU(wiring.Component):
     """
 
     def __init__(self, *, weight_bits, thresholds=None, pe: int, simd: int):
-        weight_bits = np.asarray(weight_bits, dtype=np.bool_)
-        if weight_bits.ndim != 2 or 0 in weight_bits.shape:
-            raise ValueError(f"weight_bits must be a non-empty 2-D array, not shape {weight_bits.shape}")
+        try:
+            weight_bits, thresholds = self._validate(weight_bits, thresholds, pe, simd)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a component that failed to construct is not an unused design
+            raise
         rows, columns = weight_bits.shape
-        for name, value, size in (("pe", pe, rows), ("simd", simd, columns)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TypeError(f"{name} must be a positive integer, not {value!r}")
-            if size % value:
-                raise ValueError(f"{name}={value} does not divide the layer dimension {size}")
-        if thresholds is not None:
-            thresholds = np.asarray(thresholds, dtype=np.int64)
-            if thresholds.shape != (rows,) or thresholds.min() < 0 or thresholds.max() > columns + 1:
-                raise ValueError(f"thresholds must be {rows} integers in 0..{columns + 1}")
         self._weight_bits = weight_bits
         self._thresholds = thresholds
         self._pe = pe
@@ -78,6 +71,23 @@ class XnorPopcountMVU(wiring.Component):
             "i_stream": In(stream.Signature(unsigned(columns))),
             "o_stream": Out(stream.Signature(output_shape)),
         })
+
+    @staticmethod
+    def _validate(weight_bits, thresholds, pe, simd):
+        weight_bits = np.asarray(weight_bits, dtype=np.bool_)
+        if weight_bits.ndim != 2 or 0 in weight_bits.shape:
+            raise ValueError(f"weight_bits must be a non-empty 2-D array, not shape {weight_bits.shape}")
+        rows, columns = weight_bits.shape
+        for name, value, size in (("pe", pe, rows), ("simd", simd, columns)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+            if size % value:
+                raise ValueError(f"{name}={value} does not divide the layer dimension {size}")
+        if thresholds is not None:
+            thresholds = np.asarray(thresholds, dtype=np.int64)
+            if thresholds.shape != (rows,) or thresholds.min() < 0 or thresholds.max() > columns + 1:
+                raise ValueError(f"thresholds must be {rows} integers in 0..{columns + 1}")
+        return weight_bits, thresholds
 
     @property
     def pe(self) -> int:
