@@ -47,6 +47,8 @@ def _parse_folding(text: str):
         raise argparse.ArgumentTypeError(f"--folding takes LAYER=PExSIMD, like layers.0=4x32, not {text!r}")
 
 
+DEMO_IMAGES = 1000  # keeps the demo to minutes on Fashion-MNIST's 10,000 test images; digits has 360
+
 # Enough to converge on the small sets; a few minutes on 2 cores for the 60k-image ones.
 DEFAULT_EPOCHS = {"digits": 40, "synthetic": 40, "fashion-mnist": 5, "mnist": 5}
 
@@ -99,7 +101,7 @@ def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dic
     return manifest
 
 
-def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed):
+def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed, progress=True):
     from .compiler.build import CHECKPOINT, read_manifest
     from .quant import load_checkpoint, load_dataset
     from .sim.verify import verify_build
@@ -112,8 +114,9 @@ def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed):
     count = min(count, len(dataset.test_x)) if count else len(dataset.test_x)
     print(f"co-simulating {count} {name} test images in Verilator "
           f"({'with' if backpressure else 'without'} a random back-pressure run)...", flush=True)
+    print("building the simulator with Verilator (about half a minute)...", flush=True)
     result = verify_build(build_dir, dataset.test_x[:count], dataset.test_y[:count], backpressure=backpressure,
-                          seed=seed)
+                          seed=seed, progress=progress)
     (build_dir / "sim.json").write_text(json.dumps({**result.__dict__, "dataset": name,
                                                     "bit_exact": result.bit_exact,
                                                     "cycles_match": result.cycles_match}, indent=2) + "\n")
@@ -176,7 +179,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_sim(args) -> int:
-    result = step_sim(args.build, args.dataset, args.data_root, args.count, not args.no_backpressure, args.seed)
+    result = step_sim(args.build, args.dataset, args.data_root, args.count, not args.no_backpressure, args.seed,
+                      not args.quiet)
     _print_table(["", "value", "note"], _sim_rows(result))
     return 0 if result.bit_exact and result.cycles_match else 1
 
@@ -196,7 +200,8 @@ def cmd_demo(args) -> int:
     print("\n[2/4] compile", flush=True)
     step_compile(checkpoint, out / "build", args.board, None, args.target_cycles)
     print("\n[3/4] co-simulate", flush=True)
-    result = step_sim(out / "build", meta["dataset"], args.data_root, args.count, True, args.seed)
+    result = step_sim(out / "build", meta["dataset"], args.data_root, args.count or DEMO_IMAGES, True, args.seed,
+                      not args.quiet)
     print("\n[4/4] synthesize", flush=True)
     resources, board = step_report(out / "build")
     clock = board["clock_mhz"]
@@ -259,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--count", type=int, default=0, help="test images to stream (default: all)")
     sim.add_argument("--no-backpressure", action="store_true", help="skip the run with random stalls")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(run=cmd_sim)
 
     report = commands.add_parser("report", help="synthesize a build folder with Yosys and count resources")
@@ -270,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/demo"))
     demo.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
     demo.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES)
-    demo.add_argument("--count", type=int, default=0, help="test images to co-simulate (default: all)")
+    demo.add_argument("--count", type=int, default=0,
+                      help=f"test images to co-simulate (default: the first {DEMO_IMAGES:,}, or all if fewer)")
     demo.set_defaults(run=cmd_demo)
     return parser
 

@@ -23,6 +23,7 @@ async def stream_vectors(dut):
     output_stalls = float(stimulus["output_stalls"])
     max_cycles = int(stimulus["max_cycles"])
     rng = random.Random(stimulus["seed"])
+    progress_path = os.environ.get("HBNN_SIM_PROGRESS")
 
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
@@ -53,6 +54,9 @@ async def stream_vectors(dut):
             output_cycles.append(cycle)
         await RisingEdge(dut.clk)
         cycle += 1
+        if progress_path and cycle % 2000 == 0:
+            with open(progress_path, "w") as file:  # read by the parent for its progress bar
+                file.write(str(len(outputs)))
 
     with open(os.environ["HBNN_SIM_RESULTS"], "w") as file:
         json.dump({"outputs": outputs, "input_cycles": input_cycles, "output_cycles": output_cycles,

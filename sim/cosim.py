@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 from dataclasses import dataclass
 
 from ..toolchain import use_verilator
@@ -11,7 +12,9 @@ __all__ = ["CosimError", "StreamRun", "compile_simulator", "stream_vectors"]
 
 # Amaranth's Verilog trips Verilator's default-fatal width warnings; they are waived with reasons in
 # hbnn/hw/lint_waivers.vlt, which the lint test applies with -Wall.
-VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+# --output-split-cfuncs keeps generated functions small, so the C++ compiler's optimizer stays fast on wide layers.
+VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "--output-split", "20000",
+                        "--output-split-cfuncs", "2000")
 
 
 class CosimError(RuntimeError):
@@ -38,9 +41,28 @@ def compile_simulator(verilog_path: str | pathlib.Path, top: str, sim_dir: str |
     return sim_dir
 
 
+def _with_progress_bar(simulate, progress_path: pathlib.Path, total: int, name: str):
+    """Runs the simulation in a thread while a bar follows the output count the bench writes every 2,000 cycles."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=1) as pool, tqdm(total=total, desc=name, unit="image") as bar:
+        future = pool.submit(simulate)
+        while not future.done():
+            try:
+                bar.update(int(progress_path.read_text() or 0) - bar.n)
+            except (FileNotFoundError, ValueError):
+                pass
+            time.sleep(0.5)
+        result = future.result()
+        bar.update(total - bar.n)
+    return result
+
+
 def stream_vectors(sim_dir: str | pathlib.Path, top: str, inputs: list[int], *, input_gaps: float = 0.0,
                    output_stalls: float = 0.0, seed: int = 0, max_cycles: int | None = None,
-                   name: str = "run") -> StreamRun:
+                   name: str = "run", progress: bool = False) -> StreamRun:
     """Streams the packed input vectors through the verilated design and returns outputs and handshake cycles.
 
     input_gaps / output_stalls: probability, each cycle, that the producer withholds the next vector / the consumer
@@ -58,11 +80,21 @@ def stream_vectors(sim_dir: str | pathlib.Path, top: str, inputs: list[int], *, 
         max_cycles = 100_000 + 10_000 * len(inputs)
     stimulus_path.write_text(json.dumps({"inputs": [format(v, "x") for v in inputs], "input_gaps": input_gaps,
                                          "output_stalls": output_stalls, "seed": seed, "max_cycles": max_cycles}))
+    progress_path = sim_dir / f"{name}.progress"
+    progress_path.unlink(missing_ok=True)
     runner = get_runner("verilator")
-    xml = runner.test(test_module="hbnn.sim.bench", hdl_toplevel=top, hdl_toplevel_lang="verilog",
-                      build_dir=sim_dir, test_dir=sim_dir,
-                      extra_env={"HBNN_SIM_STIMULUS": str(stimulus_path), "HBNN_SIM_RESULTS": str(results_path)},
-                      results_xml=str(sim_dir / f"{name}.results.xml"), log_file=sim_dir / f"{name}.log")
+
+    def simulate():
+        return runner.test(test_module="hbnn.sim.bench", hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                           build_dir=sim_dir, test_dir=sim_dir,
+                           extra_env={"HBNN_SIM_STIMULUS": str(stimulus_path), "HBNN_SIM_RESULTS": str(results_path),
+                                      "HBNN_SIM_PROGRESS": str(progress_path)},
+                           results_xml=str(sim_dir / f"{name}.results.xml"), log_file=sim_dir / f"{name}.log")
+
+    if progress:
+        xml = _with_progress_bar(simulate, progress_path, len(inputs), name)
+    else:
+        xml = simulate()
     _, failures = get_results(pathlib.Path(xml))
     if not results_path.exists():
         raise CosimError(f"the simulation wrote no results; see {sim_dir / f'{name}.log'}")

@@ -56,7 +56,7 @@ def _decode(run: StreamRun, output: dict) -> np.ndarray:
 
 
 def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.Tensor | None = None, *,
-                 backpressure: bool = True, seed: int = 0) -> Verification:
+                 backpressure: bool = True, seed: int = 0, progress: bool = False) -> Verification:
     """Streams the images x (pixels, as the model takes them) through the hardware and compares every output.
 
     One undisturbed run measures latency and initiation interval; with `backpressure`, a second run with random
@@ -73,10 +73,10 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
     top = manifest["top"]
     sim_dir = compile_simulator(build_dir / manifest["verilog"], top, build_dir / "sim")
 
-    runs = [stream_vectors(sim_dir, top, packed, name="timing")]
+    runs = [stream_vectors(sim_dir, top, packed, name="timing", progress=progress)]
     if backpressure:
         runs.append(stream_vectors(sim_dir, top, packed, input_gaps=0.3, output_stalls=0.3, seed=seed,
-                                   name="backpressure"))
+                                   name="backpressure", progress=progress))
     decoded = [_decode(run, manifest["output"]) for run in runs]
     mismatches = sum(int((d != expected).sum()) for d in decoded)
     compared = sum(d.size for d in decoded)
