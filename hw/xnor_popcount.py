@@ -191,9 +191,9 @@ class XnorPopcountMVU(wiring.Component):
         for j in range(pe):
             word = weight_port.data[j * simd:(j + 1) * simd]
             total = Signal(count_width, name=f"total{j}")
-            agreement = Signal(simd, name=f"pe{j}_xnor")  # one signal: slicing an expression would repeat it
+            agreement = Signal(simd, name=f"pe{j}_xnor")  # a signal: bit selects of an expression repeat it
             m.d.comb += agreement.eq(~(word ^ staged_chunk))
-            matches = popcount(m, agreement, name=f"pe{j}")
+            matches = popcount(agreement)
             m.d.comb += total.eq(matches + Mux(staged_first, 0, accumulators[j]))
             with m.If(advance & staged):
                 m.d.sync += accumulators[j].eq(total)

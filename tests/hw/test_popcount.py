@@ -1,4 +1,4 @@
-"""The popcount (6:3 table compressors + adder tree) against Python's bit count, for widths around the group size."""
+"""The popcount adder tree against Python's bit count."""
 import random
 
 import pytest
@@ -13,7 +13,7 @@ def test_counts_set_bits(width):
     m = Module()
     bits = Signal(width)
     count = Signal(width.bit_length())
-    m.d.comb += count.eq(popcount(m, bits))
+    m.d.comb += count.eq(popcount(bits))
     rng = random.Random(width)
     values = [0, (1 << width) - 1] + [rng.getrandbits(width) for _ in range(60)]
 
