@@ -1,4 +1,7 @@
-"""Datasets for training: pixels as float32 (N, features) tensors in [0, 1] and int64 labels."""
+"""Datasets for training: pixels as float32 (N, features) tensors in [0, 1] and int64 labels.
+
+Each dataset also knows its image_shape (C, H, W); train_images / test_images view the same pixels as images.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ __all__ = [
 # Where the Debian/Ubuntu package dataset-fashion-mnist installs its four gzipped IDX files.
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
-DATASET_NAMES = ("digits", "fashion-mnist", "mnist", "synthetic")
+DATASET_NAMES = ("digits", "fashion-mnist", "mnist", "synthetic", "cifar10", "cifar100")
+CIFAR_NAMES = ("cifar10", "cifar100")
 
 # Logical IDX file -> its standard name (without .gz). Some mirrors write "train-images.idx3-ubyte" instead.
 IDX_FILES = {
@@ -57,22 +61,43 @@ class DatasetNotFoundError(FileNotFoundError):
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is elementwise, not a bool
 class Dataset:
     name: str
-    train_x: torch.Tensor  # float32 (N, features), pixels in [0, 1]
+    train_x: torch.Tensor  # float32 (N, features), pixels in [0, 1], each row an image flattened in (C, H, W) order
     train_y: torch.Tensor  # int64 (N,), labels in [0, classes)
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: int
-    image_shape: tuple[int, ...]
+    image_shape: tuple[int, int, int]  # (channels, height, width)
+
+    def __post_init__(self):
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"dataset {self.name!r}: image_shape must be (channels, height, width), "
+                             f"got {self.image_shape}")
+        for split, x in (("train_x", self.train_x), ("test_x", self.test_x)):
+            if x.ndim != 2 or x.shape[1] != self.features:
+                raise ValueError(f"dataset {self.name!r}: {split} must be (N, {self.features}) for images of "
+                                 f"shape {self.image_shape}, got {tuple(x.shape)}")
 
     @property
     def features(self) -> int:
         return int(np.prod(self.image_shape))
 
+    @property
+    def train_images(self) -> torch.Tensor:
+        """train_x as (N, C, H, W), sharing its memory."""
+        return self.train_x.view(len(self.train_x), *self.image_shape)
+
+    @property
+    def test_images(self) -> torch.Tensor:
+        """test_x as (N, C, H, W), sharing its memory."""
+        return self.test_x.view(len(self.test_x), *self.image_shape)
+
 
 def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
-    """Load a dataset by name: "digits", "fashion-mnist", "mnist" (root required) or "synthetic".
+    """Load a dataset by name: "digits", "fashion-mnist", "mnist" (root required), "synthetic", "cifar10" or
+    "cifar100" (root required).
 
-    root is the directory holding the IDX files (searched a few levels deep); it is ignored by digits and synthetic.
+    root is the directory holding the IDX files (searched a few levels deep), or for CIFAR the extracted
+    cifar-10-batches-py / cifar-100-python folder or its parent; it is ignored by digits and synthetic.
     """
     if name == "digits":
         return _load_digits()
@@ -84,6 +109,9 @@ def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
         if root is None:
             raise DatasetNotFoundError(f"mnist has no default location: {HOW_TO_GET['mnist']}")
         return _load_idx_dataset(name, Path(root))
+    if name in CIFAR_NAMES:
+        from .cifar import load_cifar  # imported here: cifar.py imports Dataset from this module
+        return load_cifar(name, root)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
 
 
@@ -106,7 +134,7 @@ def _load_digits() -> Dataset:
     y = digits.target.astype(np.int64)
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=360, random_state=0, stratify=y)
     return Dataset("digits", torch.from_numpy(train_x), torch.from_numpy(train_y),
-                   torch.from_numpy(test_x), torch.from_numpy(test_y), classes=10, image_shape=(8, 8))
+                   torch.from_numpy(test_x), torch.from_numpy(test_y), classes=10, image_shape=(1, 8, 8))
 
 
 def _make_synthetic(train_per_class: int = 100, test_per_class: int = 25) -> Dataset:
@@ -126,7 +154,7 @@ def _make_synthetic(train_per_class: int = 100, test_per_class: int = 25) -> Dat
 
     train_x, train_y = sample(train_per_class)
     test_x, test_y = sample(test_per_class)
-    return Dataset("synthetic", train_x, train_y, test_x, test_y, classes=classes, image_shape=(4, 4))
+    return Dataset("synthetic", train_x, train_y, test_x, test_y, classes=classes, image_shape=(1, 4, 4))
 
 
 def _candidate_names(standard: str) -> list[str]:
@@ -182,13 +210,13 @@ def _load_idx_dataset(name: str, root: Path) -> Dataset:
     return Dataset(name, train_x, train_y, test_x, test_y, classes=10, image_shape=image_shape)
 
 
-def _images(path: Path) -> tuple[torch.Tensor, tuple[int, int]]:
+def _images(path: Path) -> tuple[torch.Tensor, tuple[int, int, int]]:
     array = read_idx(path)
     if array.ndim != 3 or array.dtype != np.uint8:
         raise ValueError(f"{path}: expected uint8 images of shape (N, rows, cols), "
                          f"got {array.dtype} of shape {array.shape}")
     pixels = array.reshape(len(array), -1).astype(np.float32) / np.float32(255.0)
-    return torch.from_numpy(pixels), (int(array.shape[1]), int(array.shape[2]))
+    return torch.from_numpy(pixels), (1, int(array.shape[1]), int(array.shape[2]))  # grayscale: one channel
 
 
 def _labels(path: Path, count: int, images_path: Path) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hbnn.quant import data
-from hbnn.quant.data import DatasetNotFoundError, default_dataset_name, load_dataset
+from hbnn.quant.data import Dataset, DatasetNotFoundError, default_dataset_name, load_dataset
 from hbnn.quant.idx import read_idx
 
 IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int16): 0x0B, np.dtype(np.int32): 0x0C,
@@ -105,7 +105,7 @@ def test_load_fashion_mnist_from_idx_files(tmp_path):
     arrays = write_fashion_files(tmp_path)
     dataset = load_dataset("fashion-mnist", root=tmp_path)
     assert dataset.name == "fashion-mnist"
-    assert dataset.classes == 10 and dataset.image_shape == (28, 28) and dataset.features == 784
+    assert dataset.classes == 10 and dataset.image_shape == (1, 28, 28) and dataset.features == 784
     assert dataset.train_x.shape == (7, 784) and dataset.test_x.shape == (3, 784)
     assert dataset.train_x.dtype == torch.float32 and dataset.train_y.dtype == torch.int64
     expected = arrays["train-images-idx3-ubyte"].reshape(7, -1).astype(np.float32) / 255
@@ -117,7 +117,7 @@ def test_load_fashion_mnist_from_idx_files(tmp_path):
 def test_load_mnist_from_plain_files_in_a_subdirectory(tmp_path):
     arrays = write_fashion_files(tmp_path / "MNIST" / "raw", rows=8, cols=6, compress=False, dotted=True)
     dataset = load_dataset("mnist", root=tmp_path)
-    assert dataset.name == "mnist" and dataset.image_shape == (8, 6)
+    assert dataset.name == "mnist" and dataset.image_shape == (1, 8, 6)
     assert np.array_equal(dataset.train_y.numpy(), arrays["train-labels-idx1-ubyte"])
 
 
@@ -165,7 +165,7 @@ def test_digits_split_is_fixed_and_stratified():
     first, second = load_dataset("digits"), load_dataset("digits")
     assert first.train_x.shape == (1437, 64) and first.test_x.shape == (360, 64)
     assert first.train_y.shape == (1437,) and first.test_y.shape == (360,)
-    assert first.classes == 10 and first.image_shape == (8, 8)
+    assert first.classes == 10 and first.image_shape == (1, 8, 8)
     assert first.train_x.dtype == torch.float32 and first.train_y.dtype == torch.int64
     assert float(first.train_x.min()) == 0.0 and float(first.train_x.max()) == 1.0
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
@@ -175,7 +175,34 @@ def test_digits_split_is_fixed_and_stratified():
 def test_synthetic_is_deterministic_and_well_formed():
     first, second = load_dataset("synthetic"), load_dataset("synthetic")
     assert first.train_x.shape == (400, 16) and first.test_x.shape == (100, 16)
-    assert first.classes == 4 and first.image_shape == (4, 4)
+    assert first.classes == 4 and first.image_shape == (1, 4, 4)
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
     assert float(first.train_x.min()) >= 0.0 and float(first.train_x.max()) <= 1.0
     assert set(first.train_y.tolist()) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("name, image_shape", [("digits", (1, 8, 8)), ("synthetic", (1, 4, 4))])
+def test_image_views_share_the_flattened_pixels(name, image_shape):
+    dataset = load_dataset(name)
+    for flat, images in ((dataset.train_x, dataset.train_images), (dataset.test_x, dataset.test_images)):
+        assert images.shape == (len(flat), *image_shape)
+        assert images.data_ptr() == flat.data_ptr()  # a view, not a copy
+        assert torch.equal(images.reshape(len(flat), -1), flat)
+    assert dataset.features == int(np.prod(image_shape))
+
+
+def test_idx_image_views_are_rows_by_columns(tmp_path):
+    arrays = write_fashion_files(tmp_path, rows=8, cols=6, compress=False)
+    dataset = load_dataset("mnist", root=tmp_path)
+    assert dataset.train_images.shape == (7, 1, 8, 6) and dataset.test_images.shape == (3, 1, 8, 6)
+    expected = arrays["t10k-images-idx3-ubyte"].astype(np.float32)[:, None] / 255
+    assert np.array_equal(dataset.test_images.numpy(), expected)
+
+
+def test_dataset_checks_image_shape_against_pixels():
+    x, y = torch.zeros(2, 12), torch.zeros(2, dtype=torch.int64)
+    assert Dataset("ok", x, y, x, y, classes=2, image_shape=(3, 2, 2)).train_images.shape == (2, 3, 2, 2)
+    with pytest.raises(ValueError, match=r"'flat': image_shape must be \(channels, height, width\), got \(3, 4\)"):
+        Dataset("flat", x, y, x, y, classes=2, image_shape=(3, 4))
+    with pytest.raises(ValueError, match=r"'wide': test_x must be \(N, 12\).*got \(2, 13\)"):
+        Dataset("wide", x, y, torch.zeros(2, 13), y, classes=2, image_shape=(1, 3, 4))
