@@ -50,7 +50,7 @@ def _parse_folding(text: str):
 DEMO_IMAGES = 1000  # keeps the demo to minutes on Fashion-MNIST's 10,000 test images; digits has 360
 
 # Enough to converge on the small sets; a few minutes on 2 cores for the 60k-image ones.
-DEFAULT_EPOCHS = {"digits": 40, "synthetic": 40, "fashion-mnist": 5, "mnist": 5}
+DEFAULT_EPOCHS = {"digits": 40, "synthetic": 40, "fashion-mnist": 5, "mnist": 5, "cifar10": 10, "cifar100": 10}
 
 
 def _dataset_name(name: str) -> str:
