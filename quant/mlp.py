@@ -54,6 +54,8 @@ class BinaryMLP(nn.Module):
     (a sum of +-1 products), so forward() returns integer-valued float tensors; their argmax is the prediction.
     """
 
+    input_layout = "flat"  # hbnn.quant.train feeds (N, features) pixels, not (N, C, H, W) images
+
     def __init__(self, sizes: Sequence[int], input_threshold: float = 0.5) -> None:
         super().__init__()
         self.sizes = _check_sizes(sizes)
