@@ -60,29 +60,39 @@ def _dataset_name(name: str) -> str:
 
 # --- steps, shared by the subcommands and the demo -----------------------------------------------------------------
 
+def _model_options(args) -> dict:
+    options = dict(args.option or [])
+    for key in ("shortcuts", "dropout", "weight_bases", "act_bases"):
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    return options
+
+
 def step_train(args) -> tuple[pathlib.Path, dict]:
-    from .quant import BinaryMLP, evaluate, load_dataset, save_checkpoint, train
-    import torch
+    from .quant.data import load_dataset
+    from .quant.experiment import TrainingSpec, run_training
 
     name = _dataset_name(args.dataset)
     dataset = load_dataset(name, args.data_root)
-    sizes = [dataset.train_x.shape[1], *args.hidden, dataset.classes]
-    epochs = args.epochs or DEFAULT_EPOCHS[name]
-    torch.manual_seed(args.seed)
-    model = BinaryMLP(sizes)
-    print(f"training BinaryMLP {'-'.join(map(str, sizes))} on {name} ({len(dataset.train_x)} train / "
-          f"{len(dataset.test_x)} test images), {epochs} epochs")
-    started = time.monotonic()
-    history = train(model, dataset, epochs=epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                    progress=not args.quiet)
-    accuracy = evaluate(model, dataset.test_x, dataset.test_y)
-    meta = {"dataset": name, "data_root": str(args.data_root) if args.data_root else None, "epochs": epochs,
-            "seed": args.seed, "test_accuracy": accuracy, "train_seconds": round(time.monotonic() - started, 1)}
+    spec = TrainingSpec(model=args.model, precision=args.precision, full_precision=args.full_precision,
+                        options=_model_options(args), hidden=tuple(args.hidden), dataset=name,
+                        data_root=str(args.data_root) if args.data_root else None,
+                        epochs=args.epochs or DEFAULT_EPOCHS.get(name, 10), lr=args.lr, batch_size=args.batch_size,
+                        seed=args.seed, weight_decay=args.weight_decay, l1=args.l1, schedule=args.schedule,
+                        augment=not args.no_augment, device=args.device)
+    what = (f"BinaryMLP {'-'.join(map(str, [dataset.features, *spec.hidden, dataset.classes]))}"
+            if spec.model == "mlp" else f"{spec.model} ({spec.precision}, full precision {spec.full_precision}"
+            + "".join(f", {k}={v}" for k, v in spec.options.items()) + ")")
+    print(f"training {what} on {name} ({len(dataset.train_x)} train / {len(dataset.test_x)} test images), "
+          f"{spec.epochs} epochs{', resuming' if args.resume else ''}", flush=True)
     out = pathlib.Path(args.out)
-    save_checkpoint(out, model, meta)
-    out.with_suffix(".history.json").write_text(json.dumps(history, indent=2) + "\n")
-    print(f"test accuracy {accuracy:.4f}; checkpoint {out}, epoch log {out.with_suffix('.history.json')}")
-    return out, meta
+    result = run_training(spec, out, progress=not args.quiet, resume=args.resume, dataset=dataset)
+    if not args.quiet:
+        print(result.metrics.table())
+    print(f"test accuracy {result.test_accuracy:.4f}; checkpoint {out}; epoch log {out.with_suffix('.history.csv')}"
+          f" (.json); metrics {out.with_suffix('.metrics.json')}")
+    return out, result.meta
 
 
 def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dict:
@@ -195,6 +205,9 @@ def cmd_demo(args) -> int:
     started = time.monotonic()
     out = pathlib.Path(args.out)
     args.out = out / "model.pt"
+    args.resume = False
+    if args.model != "mlp":
+        raise ValueError("the demo compiles to hardware, which supports the binary MLP (--model mlp) so far")
     print("[1/4] train", flush=True)
     checkpoint, meta = step_train(args)
     print("\n[2/4] compile", flush=True)
@@ -217,20 +230,55 @@ def cmd_demo(args) -> int:
     return 0 if result.bit_exact and result.cycles_match else 1
 
 
+def _parse_option(text: str):
+    try:
+        key, value = text.split("=", 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--option takes KEY=VALUE, like dropout=0.3, not {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare word such as shortcuts=hybrid
+
+
 def _add_train_options(parser) -> None:
-    from .quant.train import DEFAULT_BATCH_SIZE, DEFAULT_LR
+    from .quant.train import DEFAULT_BATCH_SIZE, DEFAULT_LR, SCHEDULES
+    from .quant.models import MODELS
     parser.add_argument("--dataset", default="auto",
-                        help="digits, fashion-mnist, mnist, synthetic, or auto: fashion-mnist when Debian's "
-                             "dataset-fashion-mnist is installed, else digits (default: auto)")
-    parser.add_argument("--data-root", type=pathlib.Path, default=None, help="folder with the dataset's IDX files")
-    parser.add_argument("--hidden", type=_parse_sizes, default=[128, 128],
-                        help="hidden layer widths, comma-separated (default: 128,128)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: " + ", ".join(f"{n} {e}" for n, e in DEFAULT_EPOCHS.items()))
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default: {DEFAULT_LR})")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+                        help="digits, fashion-mnist, mnist, cifar10, cifar100, synthetic, or auto: fashion-mnist "
+                             "when Debian's dataset-fashion-mnist is installed, else digits (default: auto)")
+    parser.add_argument("--data-root", type=pathlib.Path, default=None,
+                        help="folder with the dataset's files (IDX for MNIST, python batches for CIFAR)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default="mlp", choices=["mlp", *MODELS],
+                       help="mlp: the binary MLP the compiler maps to hardware today; the others are the papers' "
+                            "networks (default: mlp)")
+    model.add_argument("--hidden", type=_parse_sizes, default=[128, 128],
+                       help="mlp hidden layer widths, comma-separated (default: 128,128)")
+    model.add_argument("--precision", default="fp",
+                       help="the zoo model's variant: fp, hybrid, binary, ternary, abc (default: fp)")
+    model.add_argument("--full-precision", default="int8", choices=["int8", "float"],
+                       help="what full-precision layers are: int8, the hardware's fixed point, or float for the "
+                            "papers' baselines (default: int8)")
+    model.add_argument("--shortcuts", choices=["all", "hybrid", "none"], help="resnet14's shortcut variant")
+    model.add_argument("--dropout", type=float, help="dropout probability (models that have dropout)")
+    model.add_argument("--weight-bases", type=int, dest="weight_bases", help="ABC-Net M (precision abc)")
+    model.add_argument("--act-bases", type=int, dest="act_bases", help="ABC-Net N (precision abc)")
+    model.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE",
+                       help="any other model option (repeatable)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=int, default=None,
+                          help="default: " + ", ".join(f"{n} {e}" for n, e in DEFAULT_EPOCHS.items()))
+    training.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default: {DEFAULT_LR})")
+    training.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    training.add_argument("--weight-decay", type=float, default=0.0, help="L2 regularization (Adam weight decay)")
+    training.add_argument("--l1", type=float, default=0.0, help="L1 regularization on weights")
+    training.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="learning-rate schedule")
+    training.add_argument("--no-augment", action="store_true",
+                          help="no data augmentation (default: the dataset's standard one, for image models)")
+    training.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda, cuda:1, ...")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "bit-exact FPGA hardware.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a binary MLP and write a checkpoint")
+    train = commands.add_parser("train", help="train a network and write a checkpoint, logs and metrics")
     _add_train_options(train)
     train.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/model.pt"))
+    train.add_argument("--resume", action="store_true", help="continue from OUT's .state.pt")
     train.set_defaults(run=cmd_train)
 
     compile_ = commands.add_parser("compile", help="checkpoint -> build folder (Verilog, memories, manifest)")

@@ -13,9 +13,13 @@ from ..quant.layers import ExactBatchNorm1d
 from .check import check_graph
 from .ir import BatchNorm, BinaryDense, Graph, Sign
 
-__all__ = ["UnsupportedLayerError", "lower_model"]
+__all__ = ["UnsupportedLayerError", "UnsupportedModelError", "lower_model"]
 
 SUPPORTED = "binary-weight QuantLinear without bias, ExactBatchNorm1d, and binary (sign) QuantIdentity"
+
+
+class UnsupportedModelError(ValueError):
+    """The model as a whole has no hardware mapping yet."""
 
 
 class UnsupportedLayerError(ValueError):
@@ -55,8 +59,9 @@ def _is_binary_sign(module: QuantIdentity) -> bool:
 def lower_model(model: torch.nn.Module) -> Graph:
     layers = getattr(model, "layers", None)
     if not isinstance(layers, torch.nn.Sequential):
-        raise TypeError(f"expected a model with a `layers` nn.Sequential (such as hbnn.quant.BinaryMLP), "
-                        f"got {type(model).__qualname__}")
+        name = model.config().get("name") if callable(getattr(model, "config", None)) else None
+        raise UnsupportedModelError(f"hbnn compiles the binary MLP (hbnn.quant.BinaryMLP) so far; "
+                                    f"{name or type(model).__qualname__} is trained but has no hardware mapping yet")
     model.eval()
     nodes = []
     width = None

@@ -21,11 +21,12 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be read or is not a valid hbnn checkpoint; the message names the file."""
 
 
-def save_checkpoint(path: str | Path, model: BinaryMLP, meta: dict) -> None:
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
     """Write model (architecture + state_dict) and meta to path; meta must hold only JSON-able plain types."""
     path = Path(path)
-    if not isinstance(model, BinaryMLP):
-        raise TypeError(f"save_checkpoint({path}): model must be a BinaryMLP, got {type(model).__name__}")
+    if not callable(getattr(model, "config", None)):
+        raise TypeError(f"save_checkpoint({path}): model must be a BinaryMLP or a zoo model (with config()), "
+                        f"got {type(model).__name__}")
     if not isinstance(meta, dict):
         raise TypeError(f"save_checkpoint({path}): meta must be a dict, got {type(meta).__name__}")
     _check_json_able(meta, "meta")
@@ -43,7 +44,7 @@ def save_checkpoint(path: str | Path, model: BinaryMLP, meta: dict) -> None:
     os.replace(partial, path)
 
 
-def load_checkpoint(path: str | Path) -> tuple[BinaryMLP, dict]:
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Read a checkpoint written by save_checkpoint; return (model in eval mode, meta). Raises CheckpointError."""
     path = Path(path)
     if not path.is_file():
@@ -67,7 +68,7 @@ def load_checkpoint(path: str | Path) -> tuple[BinaryMLP, dict]:
             raise CheckpointError(f"checkpoint {path}: {key!r} is missing or not a dict")
 
     try:
-        model = BinaryMLP.from_config(payload["model"])
+        model = model_from_any_config(payload["model"])
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {path}: bad model config: {exc}") from exc
     try:
@@ -77,6 +78,14 @@ def load_checkpoint(path: str | Path) -> tuple[BinaryMLP, dict]:
         raise CheckpointError(f"checkpoint {path}: weights do not fit model {payload['model']}: {detail}") from exc
     model.eval()
     return model, payload["meta"]
+
+
+def model_from_any_config(config: dict) -> torch.nn.Module:
+    """BinaryMLP configs carry kind "binary_mlp"; zoo models' configs carry their name."""
+    if config.get("kind") == "binary_mlp" or "name" not in config:
+        return BinaryMLP.from_config(config)
+    from .models import model_from_config  # imported here: the zoo is large and BinaryMLP users do not need it
+    return model_from_config(config)
 
 
 def _check_json_able(value: Any, where: str) -> None:

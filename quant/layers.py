@@ -1,4 +1,4 @@
-"""Binary building blocks: +-1 weights, +-1 activations, and a batch-norm whose eval output is bit-reproducible."""
+"""Binary building blocks: +-1 weights, +-1 activations, and batch-norms whose eval output is bit-reproducible."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from brevitas.nn import QuantIdentity, QuantLinear
 from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 
 __all__ = [
-    "BinaryWeight", "BinaryAct", "binary_linear", "binary_activation", "ExactBatchNorm1d", "correctly_rounded_sqrt",
+    "BinaryWeight", "BinaryAct", "binary_linear", "binary_activation", "ExactBatchNorm1d", "ExactBatchNorm2d",
+    "correctly_rounded_sqrt",
 ]
 
 
@@ -39,7 +40,33 @@ def binary_activation() -> QuantIdentity:
     return QuantIdentity(act_quant=BinaryAct)
 
 
-class ExactBatchNorm1d(torch.nn.BatchNorm1d):
+class _ExactBatchNormEval:
+    """The eval-mode formula shared by ExactBatchNorm1d and ExactBatchNorm2d (mixed in before torch's class)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None) -> None:
+        # Both are needed: the eval formula reads weight/bias and running_mean/running_var.
+        name = type(self).__name__
+        if not affine:
+            raise ValueError(f"{name} requires affine=True (its eval formula uses weight and bias)")
+        if not track_running_stats:
+            raise ValueError(f"{name} requires track_running_stats=True "
+                             "(its eval formula uses running_mean and running_var)")
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        mean, var, weight, bias = self.running_mean, self.running_var, self.weight, self.bias
+        # Per-channel parameters (C,) broadcast over every axis after the channel axis: (C, 1, ...).
+        trailing = [1] * (x.dim() - 2)
+        mean, var, weight, bias = (t.view(-1, *trailing) for t in (mean, var, weight, bias))
+        return (x - mean) / correctly_rounded_sqrt(var + self.eps) * weight + bias
+
+
+class ExactBatchNorm1d(_ExactBatchNormEval, torch.nn.BatchNorm1d):
     """BatchNorm1d whose eval-mode output is a fixed sequence of float32 elementwise ops.
 
     In training mode this is exactly torch.nn.BatchNorm1d. In eval mode it computes
@@ -56,25 +83,13 @@ class ExactBatchNorm1d(torch.nn.BatchNorm1d):
     float32 result in five is 1 ulp off), so the per-channel sqrt is taken with numpy's IEEE sqrt instead.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None) -> None:
-        # Both are needed: the eval formula reads weight/bias and running_mean/running_var.
-        if not affine:
-            raise ValueError("ExactBatchNorm1d requires affine=True (its eval formula uses weight and bias)")
-        if not track_running_stats:
-            raise ValueError("ExactBatchNorm1d requires track_running_stats=True "
-                             "(its eval formula uses running_mean and running_var)")
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=track_running_stats, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            return super().forward(x)
-        self._check_input_dim(x)
-        mean, var, weight, bias = self.running_mean, self.running_var, self.weight, self.bias
-        if x.dim() == 3:  # (N, C, L): per-channel parameters broadcast over the last axis
-            mean, var, weight, bias = (t.unsqueeze(-1) for t in (mean, var, weight, bias))
-        return (x - mean) / correctly_rounded_sqrt(var + self.eps) * weight + bias
+class ExactBatchNorm2d(_ExactBatchNormEval, torch.nn.BatchNorm2d):
+    """BatchNorm2d with ExactBatchNorm1d's eval formula, the per-channel parameters broadcast over (H, W).
+
+    Training mode is exactly torch.nn.BatchNorm2d; eval mode is the same separate float32 ops
+    `(x - running_mean) / sqrt(running_var + eps) * weight + bias` with numpy's correctly rounded sqrt.
+    """
 
 
 def correctly_rounded_sqrt(t: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from brevitas.nn import QuantLinear
+
 from .layers import ExactBatchNorm1d, binary_activation, binary_linear
+from .precision import BINARY
 
 __all__ = ["BinaryMLP"]
 
@@ -67,6 +70,9 @@ class BinaryMLP(nn.Module):
         # No batch-norm after the last layer: its raw integer sums are the logits the hardware compares.
         layers.append(binary_linear(self.sizes[-2], self.sizes[-1]))
         self.layers = nn.Sequential(*layers)
+        for layer in self.layers:
+            if isinstance(layer, QuantLinear):  # binary weights, sign inputs (pixels are thresholded): for metrics
+                layer.precision = BINARY
 
         # Only the training loss uses this: integer logits of size ~sqrt(width) saturate softmax. A positive scale
         # does not change the argmax, so the hardware ignores it.

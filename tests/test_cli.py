@@ -43,3 +43,20 @@ def test_malformed_folding_option():
 def test_sim_on_a_folder_that_is_not_a_build(tmp_path, capsys):
     assert main(["sim", str(tmp_path)]) == 2
     assert "is not an hbnn build folder" in capsys.readouterr().err
+
+
+def test_train_a_zoo_model_resume_and_refuse_to_compile_it(tmp_path, capsys):
+    checkpoint = tmp_path / "resnet14.pt"
+    arguments = ["train", "--dataset", "synthetic", "--model", "resnet14", "--precision", "hybrid",
+                 "--shortcuts", "hybrid", "--epochs", "1", "--quiet", "--out", str(checkpoint)]
+    assert main(arguments) == 0
+    history = checkpoint.with_suffix(".history.csv").read_text().splitlines()
+    assert history[0] == "epoch,loss,train_acc,test_acc,seconds" and len(history) == 2
+    metrics = json.loads(checkpoint.with_suffix(".metrics.json").read_text())
+    assert metrics["totals"]["bops"] > 0  # the hybrid's binary convolutions
+    assert main(arguments + ["--resume"]) == 0  # a finished run resumes to itself
+    assert len(checkpoint.with_suffix(".history.csv").read_text().splitlines()) == 2
+    assert main(arguments[:-5] + ["--epochs", "2", "--quiet", "--out", str(checkpoint), "--resume"]) == 2
+    assert "settings differ (saved, now): {'epochs': (1, 2)}" in capsys.readouterr().err
+    assert main(["compile", str(checkpoint), "--out", str(tmp_path / "b")]) == 2
+    assert "resnet14 is trained but has no hardware mapping yet" in capsys.readouterr().err

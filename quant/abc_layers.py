@@ -1,0 +1,126 @@
+"""ABC-Net layers (Lin, Zhao & Pan 2017): M binary weight bases and N binary activation bases.
+
+weights:  B_i = sign(W - mean(W) + u_i * std(W)) in {-1, +1} (sign(0) = +1), i = 0..M-1, shifts u_i evenly
+          spread over [-1, 1] (u = 0 for M = 1); mean and std (population) over the whole layer. Coefficients
+          alpha (M float32) fit W ~ sum_i alpha_i B_i by least squares (exact normal equations, detached; see
+          weight_stats: torch.linalg.lstsq is not bit-reproducible), recomputed every forward. Straight-through estimator: dL/dW = sum_i dL/dB_i (no clipping).
+inputs:   H_n(x) = +1 where clip(x + v_n, 0, 1) > 0.5, else -1 (n = 0..N-1), i.e. +1 where the float32 sum
+          x + v_n exceeds 0.5. Learnable shifts v_n start at 0.5 - t_n, thresholds t_n evenly spread over [-1, 1]
+          (t = 0 for N = 1: the sign of a batch-normalised input); learnable coefficients beta_n start at
+          1 / (N - 1) (1 for N = 1), which makes sum_n beta_n H_n(x) a staircase approximation of x on [-1, 1].
+          Gradient: the clip's (1 where 0 <= x + v_n <= 1), to both x and v_n.
+output:   sum_i sum_n alpha_i * beta_n * conv(H_n(x), B_i) (+ bias).
+
+Eval: every P_ni = conv(H_n, B_i) is an exact integer (computed in float64, then to float32: exact for fan-in
+below 2^24), combined in float32 in this fixed order:
+
+    out = (alpha_0 * beta_0) * P_00
+    for i in 0..M-1, for n in 0..N-1 except (0, 0):  out = out + (alpha_i * beta_n) * P_ni
+    out = out + bias                                          # only with bias
+
+each product and sum a separate float32 op (c = alpha_i * beta_n first, then c * P, then the add).
+Custom torch code: Brevitas has no multi-basis quantizer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .exact_ops import (channel_dim, exact_weighted_sum, integer_weighted_sum, per_channel, require_eval,
+                        require_weights, straight_through, weighted_sum)
+from .weight_stats import deterministic_mean, deterministic_std, least_squares_coefficients
+
+__all__ = ["AbcConv2d", "AbcLinear", "evenly_spread"]
+
+ACT_THRESHOLD = 0.5  # H_n = +1 where clip(x + v_n, 0, 1) > ACT_THRESHOLD
+
+
+def evenly_spread(count: int) -> torch.Tensor:
+    """count float32 values evenly spread over [-1, 1]; [0.] for count == 1."""
+    return torch.linspace(-1.0, 1.0, count) if count > 1 else torch.zeros(1)
+
+
+class _AbcLayer:
+    """Parameters, forward, integer inference and weight codes shared by AbcConv2d and AbcLinear."""
+
+    def _init_bases(self, precision) -> None:
+        require_weights(type(self).__name__, precision, "abc")
+        self.precision = precision
+        weight_bases, act_bases = precision.weight_bases, precision.act_bases
+        # Fixed by M alone, so not saved in the state dict.
+        self.register_buffer("weight_shifts", evenly_spread(weight_bases), persistent=False)
+        self.activation_shifts = nn.Parameter(ACT_THRESHOLD - evenly_spread(act_bases))
+        self.activation_coefficients = nn.Parameter(torch.full((act_bases,), 1.0 / max(act_bases - 1, 1)))
+
+    def weight_bases(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bases (M, *weight.shape) in {-1, +1} carrying W's straight-through gradient, alpha (M,) float32)."""
+        latent = self.weight.detach()
+        # Deterministic statistics: the bases and alpha must not depend on thread count (see weight_stats).
+        mean, std = deterministic_mean(latent), deterministic_std(latent)
+        shifts = (self.weight_shifts * std).view(-1, *[1] * latent.dim())
+        shifted = (self.weight - mean).unsqueeze(0) + shifts
+        hard = torch.where(shifted.detach() >= 0, 1.0, -1.0)
+        return straight_through(hard, shifted), least_squares_coefficients(hard, latent)
+
+    def activation_soft(self, x: torch.Tensor) -> torch.Tensor:
+        """clip(x + v_n, 0, 1) for every n, stacked (N, *x.shape)."""
+        shifts = self.activation_shifts.view(-1, *[1] * x.dim())
+        return torch.clamp(x.unsqueeze(0) + shifts, 0.0, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        soft = self.activation_soft(x)
+        activations = straight_through(torch.where(soft.detach() > ACT_THRESHOLD, 1.0, -1.0), soft)
+        bases, alpha = self.weight_bases()
+        stacked = bases.flatten(0, 1)  # (M * C_out, ...): basis i is output channels [i*C_out, (i+1)*C_out)
+        if self.training:
+            sums = [weighted_sum(self, a, stacked) for a in activations]
+        else:
+            sums = [exact_weighted_sum(self, a, stacked).to(torch.float32) for a in activations]
+        return self._combine(sums, alpha)
+
+    def _combine(self, sums: list[torch.Tensor], alpha: torch.Tensor) -> torch.Tensor:
+        """sum_i sum_n (alpha_i * beta_n) * P_ni (+ bias) in float32, i outer, n inner, left to right."""
+        beta = self.activation_coefficients
+        parts = [s.chunk(len(alpha), dim=channel_dim(self)) for s in sums]  # parts[n][i] = P_ni
+        out = None
+        for i in range(len(alpha)):
+            for n in range(len(beta)):
+                term = (alpha[i] * beta[n]) * parts[n][i]
+                out = term if out is None else out + term
+        if self.bias is not None:
+            out = out + per_channel(self, self.bias)
+        return out
+
+    def quantized_weight_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(int8 codes (M, *weight.shape) in {-1, +1}, alpha (M,) float32)."""
+        with torch.no_grad():
+            bases, alpha = self.weight_bases()
+            return bases.to(torch.int8), alpha
+
+    def activation_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """int64 codes (N, *x.shape) in {-1, +1} of the N activation bases."""
+        with torch.no_grad():
+            return torch.where(self.activation_soft(x) > ACT_THRESHOLD, 1, -1).to(torch.int64)
+
+    def integer_inference(self, x: torch.Tensor) -> torch.Tensor:
+        require_eval(self)
+        with torch.no_grad():
+            w_codes, alpha = self.quantized_weight_codes()
+            stacked = w_codes.flatten(0, 1)
+            sums = [integer_weighted_sum(self, a, stacked).double().to(torch.float32)
+                    for a in self.activation_codes(x)]
+            return self._combine(sums, alpha)
+
+
+class AbcConv2d(_AbcLayer, nn.Conv2d):
+    def __init__(self, precision, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = False) -> None:
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self._init_bases(precision)
+
+
+class AbcLinear(_AbcLayer, nn.Linear):
+    def __init__(self, precision, in_features: int, out_features: int, bias: bool = False) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias=bias)
+        self._init_bases(precision)

@@ -1,0 +1,93 @@
+"""Arithmetic shared by the quantized layers: the layer's conv/matmul in float32 (training), in float64 (eval,
+exact) and on integer codes (int64), per-channel broadcasting, the straight-through estimator, and the checks
+every quantized layer makes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from brevitas.quant_tensor import QuantTensor
+from torch import nn
+
+__all__ = [
+    "FLOAT64_EXACT_LIMIT", "channel_dim", "exact_weighted_sum", "integer_weighted_sum", "per_channel",
+    "require_eval", "require_weights", "scale_and_bias", "straight_through", "value_of", "weighted_sum",
+]
+
+# Every integer of magnitude below 2^53 is a float64, so integer-valued float64 sums below it are exact.
+FLOAT64_EXACT_LIMIT = 2 ** 53
+
+
+def weighted_sum(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The layer's linear op without bias, in x's dtype: conv2d with the layer's stride/padding, or a matmul."""
+    if isinstance(layer, nn.Conv2d):
+        return F.conv2d(x, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    return F.linear(x, weight)
+
+
+def exact_weighted_sum(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """weighted_sum in float64.
+
+    When x and weight are integers times powers of two (quantized values) every product is exact in float64, and
+    so is every partial sum below 2^53 units of the smallest product: the result is the exact sum whatever order
+    (or FMA use) the kernel adds in. float32 cannot promise that past 2^24, and may be demoted on CPU by
+    torch.set_float32_matmul_precision; float64 never is.
+    """
+    return weighted_sum(layer, x.double(), weight.double())
+
+
+def integer_weighted_sum(layer: nn.Module, x_codes: torch.Tensor, weight_codes: torch.Tensor) -> torch.Tensor:
+    """weighted_sum of integer codes as an int64 tensor (computed in float64, exact below 2^53, checked)."""
+    fan_in = weight_codes[0].numel()
+    bound = int(x_codes.abs().max()) * int(weight_codes.abs().max()) * fan_in if x_codes.numel() else 0
+    if bound >= FLOAT64_EXACT_LIMIT:
+        raise ValueError(f"{type(layer).__name__}: integer accumulations up to {bound} reach 2^53, beyond exact "
+                         "float64 arithmetic")
+    return weighted_sum(layer, x_codes.double(), weight_codes.double()).to(torch.int64)
+
+
+def channel_dim(layer: nn.Module) -> int:
+    """The output-channel axis: 1 for a conv's (N, C, H, W), the last for a linear's (..., C)."""
+    return 1 if isinstance(layer, nn.Conv2d) else -1
+
+
+def per_channel(layer: nn.Module, values: torch.Tensor) -> torch.Tensor:
+    """A per-output-channel vector (C,) shaped to broadcast over the layer's output."""
+    return values.view(-1, 1, 1) if isinstance(layer, nn.Conv2d) else values
+
+
+def scale_and_bias(layer: nn.Module, out: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """out * alpha_c (if alpha), then + bias_c (if the layer has one): two float32 ops in this fixed order."""
+    if alpha is not None:
+        out = out * per_channel(layer, alpha)
+    if layer.bias is not None:
+        out = out + per_channel(layer, layer.bias)
+    return out
+
+
+def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """hard in the forward pass, soft's gradient in the backward pass.
+
+    Written as hard + (soft - soft.detach()): soft - soft.detach() is exactly +0 for finite soft, so the forward
+    value is bit-for-bit `hard` (soft + (hard - soft) would round).
+    """
+    return hard + (soft - soft.detach())
+
+
+def value_of(t: torch.Tensor | QuantTensor) -> torch.Tensor:
+    """The float tensor a Brevitas QuantTensor stands for (plain tensors pass through)."""
+    return t.value if isinstance(t, QuantTensor) else t
+
+
+def require_eval(layer: nn.Module) -> None:
+    """integer_inference reproduces the eval-mode forward; in training mode the quantizers still move."""
+    if layer.training:
+        raise RuntimeError(f"{type(layer).__name__}.integer_inference reproduces the eval-mode output; "
+                           "call .eval() first")
+
+
+def require_weights(layer_name: str, precision, weights: str) -> None:
+    """A layer class implements one weight kind; the factories pick it by Precision.weights."""
+    if precision.weights != weights:
+        raise ValueError(f"{layer_name} implements weights={weights!r}, not precision {precision.name!r} "
+                         f"(weights={precision.weights!r})")
