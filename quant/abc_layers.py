@@ -3,9 +3,10 @@
 weights:  B_i = sign(W - mean(W) + u_i * std(W)) in {-1, +1} (sign(0) = +1), i = 0..M-1, shifts u_i evenly
           spread over [-1, 1] (u = 0 for M = 1); mean and std (population) over the whole layer. Coefficients
           alpha (M float32) fit W ~ sum_i alpha_i B_i by least squares (exact normal equations, detached; see
-          weight_stats: torch.linalg.lstsq is not bit-reproducible), recomputed every forward. Straight-through estimator: dL/dW = sum_i dL/dB_i (no clipping).
-inputs:   H_n(x) = +1 where clip(x + v_n, 0, 1) > 0.5, else -1 (n = 0..N-1), i.e. +1 where the float32 sum
-          x + v_n exceeds 0.5. Learnable shifts v_n start at 0.5 - t_n, thresholds t_n evenly spread over [-1, 1]
+          weight_stats: torch.linalg.lstsq is not bit-reproducible), recomputed every forward. Mean, std and
+          alpha are computed deterministically. Straight-through estimator: dL/dW = sum_i dL/dB_i (no clipping).
+inputs:   H_n(x) = +1 where clip(x + v_n, 0, 1) >= 0.5, else -1 (n = 0..N-1), i.e. +1 where the float32 sum
+          x + v_n reaches 0.5. Learnable shifts v_n start at 0.5 - t_n, thresholds t_n evenly spread over [-1, 1]
           (t = 0 for N = 1: the sign of a batch-normalised input); learnable coefficients beta_n start at
           1 / (N - 1) (1 for N = 1), which makes sum_n beta_n H_n(x) a staircase approximation of x on [-1, 1].
           Gradient: the clip's (1 where 0 <= x + v_n <= 1), to both x and v_n.
@@ -33,7 +34,7 @@ from .weight_stats import deterministic_mean, deterministic_std, least_squares_c
 
 __all__ = ["AbcConv2d", "AbcLinear", "evenly_spread"]
 
-ACT_THRESHOLD = 0.5  # H_n = +1 where clip(x + v_n, 0, 1) > ACT_THRESHOLD
+ACT_THRESHOLD = 0.5  # H_n = +1 where clip(x + v_n, 0, 1) >= ACT_THRESHOLD (ABC-Net; like sign(0) = +1)
 
 
 def evenly_spread(count: int) -> torch.Tensor:
@@ -70,7 +71,7 @@ class _AbcLayer:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         soft = self.activation_soft(x)
-        activations = straight_through(torch.where(soft.detach() > ACT_THRESHOLD, 1.0, -1.0), soft)
+        activations = straight_through(torch.where(soft.detach() >= ACT_THRESHOLD, 1.0, -1.0), soft)
         bases, alpha = self.weight_bases()
         stacked = bases.flatten(0, 1)  # (M * C_out, ...): basis i is output channels [i*C_out, (i+1)*C_out)
         if self.training:
@@ -101,7 +102,7 @@ class _AbcLayer:
     def activation_codes(self, x: torch.Tensor) -> torch.Tensor:
         """int64 codes (N, *x.shape) in {-1, +1} of the N activation bases."""
         with torch.no_grad():
-            return torch.where(self.activation_soft(x) > ACT_THRESHOLD, 1, -1).to(torch.int64)
+            return torch.where(self.activation_soft(x) >= ACT_THRESHOLD, 1, -1).to(torch.int64)
 
     def integer_inference(self, x: torch.Tensor) -> torch.Tensor:
         require_eval(self)

@@ -2,9 +2,9 @@
 QuantLinear with +-1 weights, and XNOR-Net's optional per-output-channel scale applied after the conv.
 
 weights: BinaryWeight, sign(W) in {-1, +1} (sign(0) = +1, straight-through estimator, latent W clamped in place
-         to [-1, 1]). With weight_scale: alpha_c = mean |clamp(W_c, -1, 1)| per output channel, as a separate
-         float32 multiply after the conv (folding it into the weights would make the conv inexact); the gradient
-         reaches W through alpha as in XNOR-Net.
+         to [-1, 1]). With weight_scale: alpha_c = mean |clamp(W_c, -1, 1)| per output channel (a deterministic
+         mean, see weight_stats), as a separate float32 multiply after the conv (folding it into the weights
+         would make the conv inexact); the gradient reaches W through alpha as in XNOR-Net.
 input:   int8 (Int8ActPerTensorFixedPoint, power-of-two scale s_x) or binary (BinaryAct: clamp to [-1, 1], sign,
          clipped straight-through gradient; s_x = 1).
 
@@ -58,10 +58,10 @@ class _BinaryLayer:
         require_eval(self)
         with torch.no_grad():
             x_codes, x_scale = input_codes(self.precision.inputs, self.input_quant, x)
-            w_codes, _ = self.quantized_weight_codes()
+            w_codes, w_scale = self.quantized_weight_codes()
             accumulator = integer_weighted_sum(self, x_codes, w_codes)
             out = (accumulator.double() * x_scale.double()).to(torch.float32)  # s_x a power of two: one rounding
-            return scale_and_bias(self, out, self.weight_alpha())
+            return scale_and_bias(self, out, w_scale if self.precision.weight_scale else None)
 
 
 def _quantizers(precision) -> dict:

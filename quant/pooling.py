@@ -30,7 +30,8 @@ class ExactAvgPool2d(nn.AvgPool2d):
 
     @property
     def area(self) -> int:
-        height, width = nn.modules.utils._pair(self.kernel_size)
+        size = self.kernel_size
+        height, width = (size, size) if isinstance(size, int) else size
         return height * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

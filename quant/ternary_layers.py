@@ -1,7 +1,8 @@
 """Ternary-weight layers (Ternary Weight Networks, Li & Liu 2016) with int8 inputs.
 
 weights: t = sign(W) where |W| > delta, else 0, delta = 0.7 * mean|W| over the whole layer (recomputed every
-         forward, no gradient); straight-through estimator to W. With weight_scale: TWN's per-output-channel
+         forward, no gradient); straight-through estimator to W. delta and alpha use deterministic sums
+         (weight_stats), so their bits do not depend on the thread count. With weight_scale: TWN's per-output-channel
          alpha_c = mean of |W_c| over the channel's nonzero codes (0 if none), a float32 multiply after the conv;
          the gradient reaches W through alpha.
 input:   int8 (Brevitas Int8ActPerTensorFixedPoint, power-of-two scale s_x).
@@ -71,10 +72,10 @@ class _TernaryLayer:
         require_eval(self)
         with torch.no_grad():
             x_codes, x_scale = input_codes(self.precision.inputs, self.input_quant, x)
-            w_codes, _ = self.quantized_weight_codes()
+            w_codes, w_scale = self.quantized_weight_codes()
             accumulator = integer_weighted_sum(self, x_codes, w_codes)
             out = (accumulator.double() * x_scale.double()).to(torch.float32)  # s_x a power of two: one rounding
-            return scale_and_bias(self, out, self.ternary_weight()[1])
+            return scale_and_bias(self, out, w_scale if self.precision.weight_scale else None)
 
 
 class TernaryConv2d(_TernaryLayer, nn.Conv2d):

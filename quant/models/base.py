@@ -114,7 +114,8 @@ class ZooModel(nn.Module):
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self._options)
+        """Every option that applies to the variant, defaults filled in (a copy)."""
+        return _json_copy(self._options)
 
     def precision_of(self, layer: str) -> Precision:
         """The precision planned for one conv/linear layer, by module name."""

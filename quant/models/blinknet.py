@@ -20,10 +20,9 @@ import torch
 from torch import nn
 
 from ..layers import ExactBatchNorm2d
-from ..precision import BINARY, Precision
+from ..precision import BINARY, Precision, conv2d, linear
 from .base import Option, ZooModel, check_probability
-from .blocks import (activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size, quant_conv,
-                     quant_linear)
+from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size
 
 __all__ = ["BlinkNet"]
 
@@ -39,10 +38,10 @@ class BlinkStage(nn.Module):
         conv1, conv2 = plan[f"{prefix}.conv1"], plan[f"{prefix}.conv2"]
         self.pre = conv_bn_act(plan[f"{prefix}.pre.conv"], in_channels, width, 3, stride=stride, padding=1,
                                activation=activation_for(conv1))
-        self.conv1 = quant_conv(conv1, width, width, 3, padding=1)
+        self.conv1 = conv2d(conv1, width, width, 3, padding=1)
         self.bn1 = ExactBatchNorm2d(width)
         self.act1 = activation_for(conv2)
-        self.conv2 = quant_conv(conv2, width, width, 3, padding=1)
+        self.conv2 = conv2d(conv2, width, width, 3, padding=1)
         self.bn2 = ExactBatchNorm2d(width)
         self.act = activation_for(reader)
 
@@ -71,7 +70,7 @@ class BlinkNet(ZooModel):
             in_channels = width
         self.pool = global_average_pool(halved_size(self.image_size, 2))
         self.dropout = dropout_for(self.options["dropout"], plan["fc"])
-        self.fc = quant_linear(plan["fc"], STAGE_WIDTHS[-1], self.num_classes, bias=True)
+        self.fc = linear(plan["fc"], STAGE_WIDTHS[-1], self.num_classes, bias=True)
 
     def _plan_layers(self) -> dict[str, Precision]:
         full, variant = self.full_precision, self.variant

@@ -1,5 +1,6 @@
-"""Building blocks shared by the zoo: precision-tagged conv/linear layers, conv-BN-activation units, and the
-activation/dropout rules for what feeds a layer that binarizes its input."""
+"""Building blocks shared by the zoo: conv-BN-activation units, the activation/dropout rules for what feeds a
+layer that binarizes its input, and feature-map sizes. Conv/linear layers come from precision.conv2d/linear, which
+tag each with its `.precision`."""
 
 from __future__ import annotations
 
@@ -14,25 +15,8 @@ from .precision_names import takes_signs
 
 __all__ = [
     "activation_for", "conv_bn_act", "conv_bn_act_parts", "conv_output_size", "dropout_for", "global_average_pool",
-    "halved_size", "linear_bn_act_parts", "quant_conv", "quant_linear",
+    "halved_size", "linear_bn_act_parts",
 ]
-
-
-def quant_conv(precision: Precision, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-               padding: int = 0, bias: bool = False) -> nn.Module:
-    """conv2d at `precision`, readable back as `.precision` (tests and layer-selection work read it there)."""
-    return _tagged(conv2d(precision, in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                          bias=bias), precision)
-
-
-def quant_linear(precision: Precision, in_features: int, out_features: int, bias: bool = False) -> nn.Module:
-    return _tagged(linear(precision, in_features, out_features, bias=bias), precision)
-
-
-def _tagged(layer: nn.Module, precision: Precision) -> nn.Module:
-    if getattr(layer, "precision", None) is None:
-        layer.precision = precision
-    return layer
 
 
 def activation_for(*consumers: Precision) -> nn.Module:
@@ -61,8 +45,7 @@ def conv_bn_act_parts(precision: Precision, in_channels: int, out_channels: int,
                       suffix: str = "") -> dict[str, nn.Module]:
     """{conv, bn, act}+suffix: conv -> ExactBatchNorm2d -> activation, for a flat nn.Sequential("conv1", ...)."""
     return {
-        f"conv{suffix}": quant_conv(precision, in_channels, out_channels, kernel_size, stride=stride,
-                                    padding=padding),
+        f"conv{suffix}": conv2d(precision, in_channels, out_channels, kernel_size, stride=stride, padding=padding),
         f"bn{suffix}": ExactBatchNorm2d(out_channels, eps=bn_eps),
         f"act{suffix}": activation,
     }
@@ -72,7 +55,7 @@ def linear_bn_act_parts(precision: Precision, in_features: int, out_features: in
                         bn_eps: float = 1e-5, suffix: str = "") -> dict[str, nn.Module]:
     """{fc, bn, act}+suffix: linear -> ExactBatchNorm1d -> activation."""
     return {
-        f"fc{suffix}": quant_linear(precision, in_features, out_features),
+        f"fc{suffix}": linear(precision, in_features, out_features),
         f"bn{suffix}": ExactBatchNorm1d(out_features, eps=bn_eps),
         f"act{suffix}": activation,
     }

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..precision import BINARY, WEIGHT_BINARY, Precision
+from ..precision import BINARY, WEIGHT_BINARY, Precision, linear
 from .base import ZooModel
-from .blocks import activation_for, conv_bn_act_parts, conv_output_size, linear_bn_act_parts, quant_linear
+from .blocks import activation_for, conv_bn_act_parts, conv_output_size, linear_bn_act_parts
 
 __all__ = ["CNV"]
 
@@ -86,8 +86,7 @@ class CNV(ZooModel):
                                                   activation=activation_for(reader), bn_eps=BN_EPS,
                                                   suffix=str(index)))
             in_features = out_features
-        classifier[f"fc{len(HIDDEN_FEATURES) + 1}"] = quant_linear(plan[LINEAR_NAMES[-1]], in_features,
-                                                                   self.num_classes)
+        classifier[f"fc{len(HIDDEN_FEATURES) + 1}"] = linear(plan[LINEAR_NAMES[-1]], in_features, self.num_classes)
         self.classifier = nn.Sequential(OrderedDict(classifier))
 
     def _plan_layers(self) -> dict[str, Precision]:

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import ExactBatchNorm2d
-from ..precision import BINARY, Precision
+from ..precision import BINARY, Precision, conv2d, linear
 from .base import Option, ZooModel
-from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size, quant_conv, quant_linear
+from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size
 from .precision_names import canonical_layer_precision_name, resolve_layer_precision
 
 __all__ = ["CifarResNet20", "LAYER_NAMES"]
@@ -70,10 +70,10 @@ class BasicBlock(nn.Module):
     def __init__(self, conv1: Precision, conv2: Precision, in_channels: int, out_channels: int, stride: int,
                  activation: nn.Module) -> None:
         super().__init__()
-        self.conv1 = quant_conv(conv1, in_channels, out_channels, 3, stride=stride, padding=1)
+        self.conv1 = conv2d(conv1, in_channels, out_channels, 3, stride=stride, padding=1)
         self.bn1 = ExactBatchNorm2d(out_channels)
         self.act1 = activation_for(conv2)
-        self.conv2 = quant_conv(conv2, out_channels, out_channels, 3, padding=1)
+        self.conv2 = conv2d(conv2, out_channels, out_channels, 3, padding=1)
         self.bn2 = ExactBatchNorm2d(out_channels)
         changes_shape = stride != 1 or in_channels != out_channels
         self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride) if changes_shape else nn.Identity()
@@ -113,7 +113,7 @@ class CifarResNet20(ZooModel):
                 in_channels = width
             self.add_module(f"stage{stage}", nn.Sequential(*blocks))
         self.pool = global_average_pool(halved_size(self.image_size, 2))
-        self.fc = quant_linear(plan["fc"], STAGE_WIDTHS[-1], self.num_classes, bias=True)
+        self.fc = linear(plan["fc"], STAGE_WIDTHS[-1], self.num_classes, bias=True)
 
     @staticmethod
     def _next_layer(block_prefix: str) -> str:

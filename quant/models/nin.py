@@ -25,10 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..precision import Precision
+from ..precision import Precision, conv2d
 from .base import Option, ZooModel, check_probability
-from .blocks import (activation_for, conv_bn_act_parts, dropout_for, global_average_pool, halved_size,
-                     quant_conv)
+from .blocks import activation_for, conv_bn_act_parts, dropout_for, global_average_pool, halved_size
 
 __all__ = ["NIN", "XNOR"]
 
@@ -67,7 +66,7 @@ class NIN(ZooModel):
                 layers[f"pool{index}"] = nn.MaxPool2d(3, stride=2, padding=1)
             in_channels = out_channels
         classifier = len(CONVS) + 1
-        layers[f"conv{classifier}"] = quant_conv(plan[LAYER_NAMES[-1]], in_channels, self.num_classes, 1, bias=True)
+        layers[f"conv{classifier}"] = conv2d(plan[LAYER_NAMES[-1]], in_channels, self.num_classes, 1, bias=True)
         self.features = nn.Sequential(OrderedDict(layers))
         self.pool = global_average_pool(halved_size(self.image_size, len(POOL_AFTER)))  # the convs keep the size
 

@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from ..layers import ExactBatchNorm2d
-from ..precision import BINARY, Precision
+from ..precision import BINARY, Precision, conv2d, linear
 from .base import Option, ZooModel, check_probability, one_of
-from .blocks import (activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size, quant_conv,
-                     quant_linear)
+from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size
 
 __all__ = ["ResNet14", "SHORTCUT_BLOCKS"]
 
@@ -43,10 +42,10 @@ class ShortcutBlock(nn.Module):
                  readers: list[Precision], has_shortcut: bool) -> None:
         super().__init__()
         conv2 = plan[f"{prefix}.conv2"]
-        self.conv1 = quant_conv(plan[f"{prefix}.conv1"], in_channels, width, 3, stride=stride, padding=1)
+        self.conv1 = conv2d(plan[f"{prefix}.conv1"], in_channels, width, 3, stride=stride, padding=1)
         self.bn1 = ExactBatchNorm2d(width)
         self.act1 = activation_for(conv2)
-        self.conv2 = quant_conv(conv2, width, width, 3, padding=1)
+        self.conv2 = conv2d(conv2, width, width, 3, padding=1)
         self.bn2 = ExactBatchNorm2d(width)
         # Both addends get the activation the block's readers need: a sum of two ReLU outputs is all-positive too.
         self.act2 = activation_for(*readers)
@@ -89,7 +88,7 @@ class ResNet14(ZooModel):
             in_channels = width
         self.dropout = dropout_for(self.options["dropout"], plan["fc"])
         self.pool = global_average_pool(halved_size(self.image_size, 2))
-        self.fc = quant_linear(plan["fc"], BLOCK_WIDTHS[-1], self.num_classes, bias=True)
+        self.fc = linear(plan["fc"], BLOCK_WIDTHS[-1], self.num_classes, bias=True)
 
     def _plan_layers(self, shortcut_blocks: tuple[int, ...]) -> dict[str, Precision]:
         full, variant = self.full_precision, self.variant

@@ -18,10 +18,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..precision import Precision
+from ..precision import Precision, linear
 from .base import Option, ZooModel, check_positive_int
-from .blocks import (activation_for, conv_bn_act_parts, conv_output_size, dropout_for, linear_bn_act_parts,
-                     quant_linear)
+from .blocks import activation_for, conv_bn_act_parts, conv_output_size, dropout_for, linear_bn_act_parts
 from .precision_names import study_precision
 
 __all__ = ["ConvSpec", "StudyNet"]
@@ -84,8 +83,8 @@ class StudyNet(ZooModel):
                                                   activation=activation_for(readers[len(specs) + index - 1]),
                                                   suffix=str(index)))
             in_features = out_features
-        classifier[f"fc{len(linear_names)}"] = quant_linear(plan[linear_names[-1]], in_features, self.num_classes,
-                                                            bias=True)
+        classifier[f"fc{len(linear_names)}"] = linear(plan[linear_names[-1]], in_features, self.num_classes,
+                                                      bias=True)
         self.classifier = nn.Sequential(OrderedDict(classifier))
 
     def _final_map_size(self, specs: tuple[ConvSpec, ...]) -> int:

@@ -8,6 +8,7 @@ from hbnn.quant.exact_ops import integer_weighted_sum
 from hbnn.quant.layers import ExactBatchNorm2d
 from hbnn.quant.pooling import ExactAvgPool2d, integer_avg_pool2d
 from hbnn.quant.precision import INT8, Precision, conv2d, linear
+from hbnn.quant.weight_stats import deterministic_sum, least_squares_coefficients
 
 PRECISIONS = ["int8", "weight-binary", "weight-binary+alpha", "binary", "binary+alpha", "ternary", "ternary+alpha",
               "abc1x1", "abc3x3", "abc2x5"]
@@ -171,7 +172,8 @@ def test_abc_bases_coefficients_and_activation_codes():
     torch.testing.assert_close(alpha, torch.from_numpy(expected).float())  # a float fit: no exactness claimed
     assert torch.equal(layer.activation_shifts.detach(), torch.tensor([1.5, -0.5]))  # thresholds -1 and +1
     x = torch.tensor([[-1.0, -0.999, 0.0, 1.0, 1.001]])
-    assert torch.equal(layer.activation_codes(x), torch.tensor([[[-1, 1, 1, 1, 1]], [[-1, -1, -1, -1, 1]]]))
+    # >= 0.5: an input exactly on a threshold is +1, as sign(0) = +1
+    assert torch.equal(layer.activation_codes(x), torch.tensor([[[1, 1, 1, 1, 1]], [[-1, -1, -1, 1, 1]]]))
 
 
 def test_abc_eval_is_the_documented_float32_combination_of_integer_sums():
@@ -298,3 +300,38 @@ def test_avg_pool_eval_is_exact_window_sum_then_one_division(kernel_size, stride
     expected = (windows.sum(axis=(-1, -2)) / kernel_size ** 2).astype(np.float32)
     assert np.array_equal(out.numpy(), expected)
     assert torch.equal(pool.integer_inference(codes, scale), out)
+
+
+@pytest.mark.parametrize("name", ["binary+alpha", "ternary+alpha", "abc3x3"])
+def test_weight_codes_and_scales_do_not_depend_on_thread_count(name):
+    """A compiler in another process must get the scales the eval forward used; torch's own whole-tensor mean
+    and lstsq change in the last bit with the thread count or from call to call."""
+    torch.manual_seed(12)
+    layer = conv2d(name, 128, 64, 3)  # 73,728 weights: large enough for torch to split reductions across threads
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2, 3, 4):
+            torch.set_num_threads(count)
+            results.append(layer.quantized_weight_codes())
+    finally:
+        torch.set_num_threads(threads)
+    for codes, scale in results[1:]:
+        assert torch.equal(codes, results[0][0]) and torch.equal(scale, results[0][1])
+
+
+def test_deterministic_sum_is_exact_on_a_coarse_grid_and_order_free():
+    values = torch.randint(-2 ** 20, 2 ** 20, (10000,)).float() * 2.0 ** -7  # exact in float32 and int64 alike
+    expected = float(values.double().sum())  # integer multiples of 2^-7: exact in any order
+    assert float(deterministic_sum(values)) == expected
+    assert float(deterministic_sum(values.flip(0))) == expected
+    rows = values.view(100, 100)
+    assert torch.equal(deterministic_sum(rows, dim=1), rows.double().sum(1))
+
+
+def test_least_squares_gives_dependent_bases_zero_coefficients():
+    base = torch.tensor([1.0, -1.0, 1.0, 1.0])
+    other = torch.tensor([1.0, 1.0, -1.0, 1.0])
+    target = 0.75 * base + 0.25 * other
+    alpha = least_squares_coefficients(torch.stack([base, other, base]), target)
+    assert torch.equal(alpha, torch.tensor([0.75, 0.25, 0.0]))
