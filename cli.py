@@ -69,7 +69,7 @@ def _model_options(args) -> dict:
     return options
 
 
-def step_train(args) -> tuple[pathlib.Path, dict]:
+def step_train(args, show_metrics: bool = True) -> tuple[pathlib.Path, dict]:
     from .quant.data import load_dataset
     from .quant.experiment import TrainingSpec, run_training
 
@@ -88,7 +88,7 @@ def step_train(args) -> tuple[pathlib.Path, dict]:
           f"{spec.epochs} epochs{', resuming' if args.resume else ''}", flush=True)
     out = pathlib.Path(args.out)
     result = run_training(spec, out, progress=not args.quiet, resume=args.resume, dataset=dataset)
-    if not args.quiet:
+    if show_metrics and not args.quiet:
         print(result.metrics.table())
     print(f"test accuracy {result.test_accuracy:.4f}; checkpoint {out}; epoch log {out.with_suffix('.history.csv')}"
           f" (.json); metrics {out.with_suffix('.metrics.json')}")
@@ -209,7 +209,7 @@ def cmd_demo(args) -> int:
     if args.model != "mlp":
         raise ValueError("the demo compiles to hardware, which supports the binary MLP (--model mlp) so far")
     print("[1/4] train", flush=True)
-    checkpoint, meta = step_train(args)
+    checkpoint, meta = step_train(args, show_metrics=False)
     print("\n[2/4] compile", flush=True)
     step_compile(checkpoint, out / "build", args.board, None, args.target_cycles)
     print("\n[3/4] co-simulate", flush=True)
