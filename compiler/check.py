@@ -4,7 +4,7 @@ from __future__ import annotations
 from .ir import (BatchNorm, BinaryDense, Bipolar, DataType, Float32, Graph, Int, Sign, Threshold, XnorPopcount,
                  accumulator_width)
 
-__all__ = ["GraphError", "check_graph", "output_type"]
+__all__ = ["GraphError", "check_graph", "hardware_layers", "output_type"]
 
 
 class GraphError(ValueError):
@@ -83,3 +83,17 @@ def _walk(graph: Graph) -> tuple[DataType, int]:
         else:
             raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
     return dtype, width
+
+
+def hardware_layers(graph: Graph) -> list[XnorPopcount]:
+    """The graph's layers, checked to be fully compiled: every node an XnorPopcount with a folding."""
+    check_graph(graph)
+    for node in graph.nodes:
+        if not isinstance(node, XnorPopcount):
+            raise GraphError(f"layer {node.name!r} ({type(node).__name__}) has no hardware mapping yet; "
+                             "run the compile pipeline first")
+        if node.folding is None:
+            raise GraphError(f"layer {node.name!r} has no folding; run set_folding first")
+    if not graph.nodes:
+        raise GraphError("the graph has no layers")
+    return list(graph.nodes)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .check import GraphError
-from .ir import Graph, XnorPopcount
+from .check import hardware_layers
+from .ir import Graph
 
 __all__ = ["LAYER_PIPELINE_DEPTH", "LayerCycles", "CycleEstimate", "estimate_cycles"]
 
@@ -44,16 +44,7 @@ class CycleEstimate:
 
 
 def estimate_cycles(graph: Graph) -> CycleEstimate:
-    layers = []
-    for node in graph.nodes:
-        if not isinstance(node, XnorPopcount):
-            raise GraphError(f"layer {node.name!r} ({type(node).__name__}) has no hardware mapping yet; "
-                             "run the compile pipeline first")
-        if node.folding is None:
-            raise GraphError(f"layer {node.name!r} has no folding; run set_folding first")
-        layers.append(LayerCycles(node.name, node.out_features // node.folding.pe,
-                                  node.in_features // node.folding.simd))
-    if not layers:
-        raise GraphError("the graph has no layers")
+    layers = [LayerCycles(node.name, node.out_features // node.folding.pe, node.in_features // node.folding.simd)
+              for node in hardware_layers(graph)]
     latency = sum(layer.cycles + LAYER_PIPELINE_DEPTH for layer in layers)
     return CycleEstimate(tuple(layers), latency, max(layer.cycles for layer in layers))

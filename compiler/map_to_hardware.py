@@ -5,8 +5,8 @@ from amaranth.back import verilog
 
 from ..hw.accelerator import Accelerator
 from ..hw.xnor_popcount import XnorPopcountMVU
-from .check import GraphError, check_graph
-from .ir import Graph, XnorPopcount
+from .check import hardware_layers
+from .ir import Graph
 
 __all__ = ["TOP_NAME", "build_accelerator", "emit_verilog"]
 
@@ -14,16 +14,8 @@ TOP_NAME = "hbnn_top"
 
 
 def build_accelerator(graph: Graph) -> Accelerator:
-    check_graph(graph)
-    layers = []
-    for node in graph.nodes:
-        if not isinstance(node, XnorPopcount):
-            raise GraphError(f"layer {node.name!r} ({type(node).__name__}) has no hardware mapping; "
-                             "compile the graph first")
-        if node.folding is None:
-            raise GraphError(f"layer {node.name!r} has no folding; run set_folding first")
-        layers.append(XnorPopcountMVU(weight_bits=node.weight_bits, thresholds=node.thresholds,
-                                      pe=node.folding.pe, simd=node.folding.simd))
+    layers = [XnorPopcountMVU(weight_bits=node.weight_bits, thresholds=node.thresholds, pe=node.folding.pe,
+                              simd=node.folding.simd) for node in hardware_layers(graph)]
     return Accelerator(layers)
 
 

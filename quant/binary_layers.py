@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 from brevitas.nn import QuantConv2d, QuantLinear
 
-from .exact_ops import (exact_weighted_sum, integer_weighted_sum, require_eval, require_weights, scale_and_bias,
+from .exact_ops import (exact_weighted_sum, require_weights, scale_and_bias, scaled_weight_inference,
                         value_of, weighted_sum)
-from .input_codes import INPUT_QUANTIZERS, input_codes
+from .input_codes import INPUT_QUANTIZERS
 from .layers import BinaryWeight
 from .weight_stats import deterministic_mean
 
@@ -55,13 +55,7 @@ class _BinaryLayer:
             return codes, torch.ones((), dtype=torch.float32) if alpha is None else alpha
 
     def integer_inference(self, x: torch.Tensor) -> torch.Tensor:
-        require_eval(self)
-        with torch.no_grad():
-            x_codes, x_scale = input_codes(self.precision.inputs, self.input_quant, x)
-            w_codes, w_scale = self.quantized_weight_codes()
-            accumulator = integer_weighted_sum(self, x_codes, w_codes)
-            out = (accumulator.double() * x_scale.double()).to(torch.float32)  # s_x a power of two: one rounding
-            return scale_and_bias(self, out, w_scale if self.precision.weight_scale else None)
+        return scaled_weight_inference(self, x)
 
 
 def _quantizers(precision) -> dict:

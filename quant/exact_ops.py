@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from brevitas.quant_tensor import QuantTensor
 from torch import nn
 
+from .input_codes import input_codes
+
 __all__ = [
     "FLOAT64_EXACT_LIMIT", "channel_dim", "exact_weighted_sum", "integer_weighted_sum", "per_channel",
     "require_eval", "require_weights", "scale_and_bias", "straight_through", "value_of", "weighted_sum",
@@ -63,6 +65,18 @@ def scale_and_bias(layer: nn.Module, out: torch.Tensor, alpha: torch.Tensor | No
     if layer.bias is not None:
         out = out + per_channel(layer, layer.bias)
     return out
+
+
+def scaled_weight_inference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Integer form shared by layers whose weights are small integer codes times an optional per-channel scale
+    (binary, ternary): exact integer conv, times the input's power-of-two scale (one rounding), then alpha, bias."""
+    require_eval(layer)
+    with torch.no_grad():
+        x_codes, x_scale = input_codes(layer.precision.inputs, layer.input_quant, x)
+        w_codes, w_scale = layer.quantized_weight_codes()
+        accumulator = integer_weighted_sum(layer, x_codes, w_codes)
+        out = (accumulator.double() * x_scale.double()).to(torch.float32)  # s_x a power of two: one rounding
+        return scale_and_bias(layer, out, w_scale if layer.precision.weight_scale else None)
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -13,6 +12,7 @@ from brevitas.nn import QuantLinear
 
 from .layers import ExactBatchNorm1d, binary_activation, binary_linear
 from .precision import BINARY
+from .validation import check_positive_int
 
 __all__ = ["BinaryMLP"]
 
@@ -24,18 +24,7 @@ def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(f"sizes must be a sequence of layer widths such as (64, 128, 128, 10), got {sizes!r}")
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least 2 entries (input width, classes), got {list(sizes)!r}")
-    checked = []
-    for position, size in enumerate(sizes):
-        try:
-            if isinstance(size, bool):
-                raise TypeError
-            value = operator.index(size)
-        except TypeError:
-            raise ValueError(f"sizes[{position}] must be an integer, got {size!r}") from None
-        if value <= 0:
-            raise ValueError(f"sizes[{position}] must be positive, got {size!r}")
-        checked.append(value)
-    return tuple(checked)
+    return tuple(check_positive_int(f"sizes[{position}]", size) for position, size in enumerate(sizes))
 
 
 def _check_threshold(threshold: float) -> float:

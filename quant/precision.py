@@ -6,13 +6,13 @@ bit for bit; quant/CONTRACT.md states the representation and the exact eval op s
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from torch import nn
 
+from .validation import check_positive_int
 from .abc_layers import AbcConv2d, AbcLinear
 from .binary_layers import BinaryConv2d, BinaryLinear
 from .float_layers import FloatConv2d, FloatLinear
@@ -76,7 +76,7 @@ class Precision:
         if self.weight_scale and self.weights not in SCALABLE_WEIGHTS:
             raise ValueError(f"weight_scale=True needs binary or ternary weights, not weights={self.weights!r}")
         for name, kind in (("weight_bases", self.weights), ("act_bases", self.inputs)):
-            count = _positive_int(name, getattr(self, name))
+            count = check_positive_int(name, getattr(self, name))
             object.__setattr__(self, name, count)  # a numpy or other index-able int becomes a plain int
             if kind != "abc" and count != 1:
                 raise ValueError(f"{name}={count} needs abc {'weights' if name == 'weight_bases' else 'inputs'}; "
@@ -129,18 +129,6 @@ class Precision:
                 raise ValueError(f"precision {text!r}: {error}") from None
         raise ValueError(f"unknown precision {text!r}: expected one of {', '.join(FIXED_NAMES)} or abcMxN "
                          f"(e.g. abc3x1), binary/ternary ones optionally followed by {ALPHA_SUFFIX}")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    try:
-        if isinstance(value, bool):  # True is an int to Python, never a count to us
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return number
 
 
 FLOAT = Precision("float", "float")          # pure float baseline

@@ -3,12 +3,12 @@ list of layers a layer-selection study may binarize."""
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
 from torch import nn
 
+from ..validation import check_positive_int
 from ..precision import INT8, Precision
 from .precision_names import full_precision_name, resolve_full_precision
 
@@ -23,18 +23,6 @@ class Option:
     default: Any
     check: Callable[[str, Any], Any]
     variants: tuple[str, ...] | None = None
-
-
-def check_positive_int(name: str, value: Any) -> int:
-    try:
-        if isinstance(value, bool):  # True is an int to Python, never a width or a count to us
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return number
 
 
 def check_probability(name: str, value: Any) -> float:

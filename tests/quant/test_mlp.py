@@ -68,10 +68,10 @@ def test_forward_rejects_wrong_input_width():
 
 @pytest.mark.parametrize("sizes, message", [
     ((64,), r"at least 2 entries .*\[64\]"),
-    ((64, 0, 10), r"sizes\[1\] must be positive, got 0"),
-    ((64, -3, 10), r"sizes\[1\] must be positive, got -3"),
-    ((64, 2.5, 10), r"sizes\[1\] must be an integer, got 2\.5"),
-    ((64, 10, True), r"sizes\[2\] must be an integer, got True"),
+    ((64, 0, 10), r"sizes\[1\] must be a positive integer, not 0"),
+    ((64, -3, 10), r"sizes\[1\] must be a positive integer, not -3"),
+    ((64, 2.5, 10), r"sizes\[1\] must be a positive integer, not 2\.5"),
+    ((64, 10, True), r"sizes\[2\] must be a positive integer, not True"),
     ("64,10", r"sequence of layer widths.*'64,10'"),
 ])
 def test_invalid_sizes_are_rejected_naming_the_value(sizes, message):
