@@ -201,6 +201,21 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from dataclasses import replace
+
+    from .quant.study import PRESETS, run_study, with_budget
+
+    name = _dataset_name(args.dataset)
+    specs = [replace(spec, full_precision=args.full_precision)
+             for spec in with_budget(PRESETS[args.preset](name), args.budget)]
+    print(f"study {args.preset} on {name}: {len(specs)} runs, {args.budget:g} s of training each, {args.jobs} at a "
+          f"time with {args.threads} thread(s) each; results in {args.out}", flush=True)
+    rows = run_study(specs, args.out, jobs=args.jobs, threads_per_job=args.threads, progress=not args.quiet)
+    print((pathlib.Path(args.out) / "results.md").read_text())
+    return 0 if rows else 1
+
+
 def cmd_demo(args) -> int:
     started = time.monotonic()
     out = pathlib.Path(args.out)
@@ -319,6 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="synthesize a build folder with Yosys and count resources")
     report.add_argument("build", type=pathlib.Path)
     report.set_defaults(run=cmd_report)
+
+    study = commands.add_parser("study", help="train a preset list of networks under one time budget each")
+    study.add_argument("--preset", default="paper-resnets", choices=["paper-resnets"],
+                       help="paper-resnets: BlinkNet x 3 variants and ResNet-14 x 9 variants")
+    study.add_argument("--dataset", default="auto")
+    study.add_argument("--full-precision", default="float", choices=["int8", "float"],
+                       help="what full-precision layers are (default: float, as in the papers' tables)")
+    study.add_argument("--budget", type=float, default=240.0, help="seconds of training per run (default: 240)")
+    study.add_argument("--jobs", type=int, default=2, help="runs at a time (default: 2)")
+    study.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    study.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/study"))
+    study.add_argument("--quiet", action="store_true")
+    study.set_defaults(run=cmd_study)
 
     demo = commands.add_parser("demo", help="train, compile, co-simulate and synthesize, then print one table")
     _add_train_options(demo)

@@ -43,6 +43,7 @@ class TrainingSpec:
     schedule: str = "cosine"
     augment: bool = True  # the dataset's standard augmentation, for image models
     device: str = "auto"
+    time_budget: float | None = None  # seconds of training; replaces epochs as the stopping rule (max `epochs`)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "hidden": list(self.hidden)}
@@ -73,7 +74,7 @@ def build_model_for(spec: TrainingSpec, dataset: Dataset) -> torch.nn.Module:
 def _write_logs(out: Path, history: list[dict]) -> None:
     out.with_suffix(".history.json").write_text(json.dumps(history, indent=2) + "\n")
     with out.with_suffix(".history.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["epoch", "loss", "train_acc", "test_acc", "seconds"])
+        writer = csv.DictWriter(file, fieldnames=list(history[0]) if history else ["epoch"])
         writer.writeheader()
         writer.writerows(history)
 
@@ -90,7 +91,7 @@ def run_training(spec: TrainingSpec, out: str | Path, *, progress: bool = True, 
     history = train(model, dataset, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed,
                     progress=progress, weight_decay=spec.weight_decay, l1=spec.l1, schedule=spec.schedule,
                     augmentation=augmentation, device=spec.device, state_path=out.with_suffix(".state.pt"),
-                    resume=resume, log=lambda record: None)
+                    resume=resume, time_budget=spec.time_budget)
     model.cpu()
     _write_logs(out, history)
     accuracy = evaluate(model, dataset.test_images if images else dataset.test_x, dataset.test_y)

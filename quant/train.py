@@ -70,7 +70,8 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
           batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, progress: bool = True,
           log: Callable[[dict], None] | None = None, weight_decay: float = 0.0, l1: float = 0.0,
           schedule: str = "cosine", augmentation: Callable | None = None, device: str = "cpu",
-          state_path: str | Path | None = None, resume: bool = False) -> list[dict]:
+          state_path: str | Path | None = None, resume: bool = False,
+          time_budget: float | None = None) -> list[dict]:
     """Train model on the dataset's training split in place; return one record per epoch.
 
     Each record is {"epoch", "loss", "train_acc", "test_acc", "seconds"}: loss and train_acc are averaged over the
@@ -85,6 +86,11 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
     With `state_path`, the full training state (weights, optimizer, schedule, random generators, history) is
     written there after every epoch; `resume=True` continues from it, giving the same result as an uninterrupted
     run. Deterministic for a given seed and model initialisation.
+
+    With `time_budget` (seconds of training, evaluations excluded), the budget replaces the step count: the
+    cosine schedule follows the elapsed fraction of the budget, and training stops when it is spent (so at most
+    `epochs` epochs, the last one possibly partial). This gives every network the same compute, at the price of
+    run-to-run determinism; it cannot be combined with resume.
     """
     _check_arguments(model, dataset, epochs, lr, batch_size)
     if l1 < 0 or weight_decay < 0:
@@ -105,6 +111,12 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "weight_decay": weight_decay,
                 "l1": l1, "schedule": schedule}
     history: list[dict] = []
+    if time_budget is not None:
+        if not time_budget > 0:
+            raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
+        if resume or schedule != "cosine":
+            raise ValueError("time_budget works with the cosine schedule and without resume")
+    spent = 0.0  # training seconds so far, for time_budget
     if resume:
         if state_path is None:
             raise ValueError("resume=True needs state_path")
@@ -121,7 +133,12 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
             bar.set_description(f"epoch {epoch}/{epochs}")
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
+            out_of_time = False
             for batch in _batches(torch.randperm(n, generator=shuffle), batch_size):
+                step_started = time.perf_counter()
+                if time_budget is not None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(spent / time_budget, 1.0)))
                 x, y = train_x[batch], dataset.train_y[batch]
                 if augmentation is not None and images:
                     x = augmentation(x, augment_generator)
@@ -133,7 +150,8 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                scheduler.step()
+                if time_budget is None:
+                    scheduler.step()
 
                 loss_sum += loss.item() * len(batch)
                 correct += int((logits.detach().argmax(dim=1) == y).sum())
@@ -141,6 +159,10 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", **shown_test,
                                 refresh=False)
+                spent += time.perf_counter() - step_started
+                if time_budget is not None and spent >= time_budget:
+                    out_of_time = True
+                    break
 
             record = {
                 "epoch": epoch,
@@ -149,6 +171,8 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
                 "test_acc": evaluate(model, test_x, dataset.test_y),
                 "seconds": time.perf_counter() - started,
             }
+            if time_budget is not None:
+                record["train_seconds_total"] = round(spent, 2)
             history.append(record)
             shown_test = {"test": f"{record['test_acc']:.3f}"}
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.3f}", **shown_test)
@@ -156,6 +180,8 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
                 _save_state(state_path, model, optimizer, scheduler, shuffle, augment_generator, settings, history)
             if log is not None:
                 log(record)
+            if out_of_time:
+                break
     finally:
         bar.close()
     model.eval()

@@ -66,3 +66,12 @@ def test_mlp_keeps_flat_inputs():
     dataset = load_dataset("synthetic")
     history = train(BinaryMLP((16, 8, 4)), dataset, epochs=1, progress=False)
     assert history[0]["test_acc"] > 0.0
+
+
+def test_time_budget_stops_training_and_is_exclusive_with_resume(tmp_path):
+    dataset = load_dataset("synthetic")
+    history = train(tiny_cnn(), dataset, epochs=1000, seed=0, progress=False, time_budget=0.3)
+    assert 1 <= len(history) < 1000
+    assert history[-1]["train_seconds_total"] >= 0.3
+    with pytest.raises(ValueError, match="without resume"):
+        train(tiny_cnn(), dataset, epochs=2, progress=False, time_budget=1.0, resume=True, state_path=tmp_path / "s")
