@@ -167,6 +167,10 @@ class Augmentation:
             x = random_crop(x, generator, tuple(x.shape[-2:]), self.crop_padding)
         if self.flip:
             x = random_horizontal_flip(x, generator)
+        return self.preprocess(x)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic part (normalization), which evaluation must apply too."""
         if self.mean is not None:
             x = normalize(x, self.mean, self.std)
         return x

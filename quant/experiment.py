@@ -79,6 +79,12 @@ def _write_logs(out: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
+def _normalization(augmentation) -> dict | None:
+    if augmentation is None or augmentation.mean is None:
+        return None
+    return {"mean": list(augmentation.mean), "std": list(augmentation.std)}
+
+
 def run_training(spec: TrainingSpec, out: str | Path, *, progress: bool = True, resume: bool = False,
                  dataset: Dataset | None = None) -> TrainingResult:
     out = Path(out)
@@ -94,10 +100,11 @@ def run_training(spec: TrainingSpec, out: str | Path, *, progress: bool = True, 
                     resume=resume, time_budget=spec.time_budget)
     model.cpu()
     _write_logs(out, history)
-    accuracy = evaluate(model, dataset.test_images if images else dataset.test_x, dataset.test_y)
+    accuracy = evaluate(model, dataset.test_images if images else dataset.test_x, dataset.test_y,
+                        getattr(augmentation, "preprocess", None))
     metrics = measure(model, dataset.image_shape if images else (dataset.features,))
     metrics.to_json(out.with_suffix(".metrics.json"))
-    meta = {"dataset": dataset.name, "data_root": spec.data_root, "epochs": spec.epochs, "seed": spec.seed,
+    meta = {"dataset": dataset.name, "input_normalization": _normalization(augmentation), "data_root": spec.data_root, "epochs": spec.epochs, "seed": spec.seed,
             "test_accuracy": accuracy, "train_seconds": round(time.monotonic() - started, 1),
             "spec": spec.as_dict()}
     save_checkpoint(out, model, meta)

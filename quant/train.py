@@ -23,8 +23,11 @@ DEFAULT_BATCH_SIZE = 64
 EVAL_BATCH_SIZE = 4096  # bounds memory when evaluating on e.g. 60000 Fashion-MNIST images
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of rows of x whose argmax of model(x), computed in eval mode without gradients, equals y."""
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Fraction of rows of x whose argmax of model(x), computed in eval mode without gradients, equals y.
+
+    preprocess: the deterministic input transform training used (e.g. the augmentation's normalization)."""
     if len(x) != len(y):
         raise ValueError(f"evaluate: {len(x)} inputs but {len(y)} labels")
     if len(x) == 0:
@@ -36,7 +39,10 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         with torch.no_grad():
             for start in range(0, len(x), EVAL_BATCH_SIZE):
                 device = next(model.parameters()).device
-                logits = model(x[start:start + EVAL_BATCH_SIZE].to(device)).cpu()
+                batch = x[start:start + EVAL_BATCH_SIZE]
+                if preprocess is not None:
+                    batch = preprocess(batch)
+                logits = model(batch.to(device)).cpu()
                 correct += int((logits.argmax(dim=1) == y[start:start + EVAL_BATCH_SIZE]).sum())
     finally:
         model.train(was_training)
@@ -122,6 +128,8 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
             raise ValueError("resume=True needs state_path")
         history = _load_state(state_path, model, optimizer, scheduler, shuffle, augment_generator, settings)
     penalized = [p for p in model.parameters() if p.dim() > 1] if l1 else []
+    # Augmentations have a deterministic part (normalization) that the test images need as well.
+    preprocess = getattr(augmentation, "preprocess", None) if images else None
     scale = getattr(model, "logit_scale", None)
 
     shown_test: dict[str, str] = {}  # the last epoch's test accuracy stays on the bar during the next epoch
@@ -168,7 +176,7 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
                 "epoch": epoch,
                 "loss": loss_sum / seen,
                 "train_acc": correct / seen,
-                "test_acc": evaluate(model, test_x, dataset.test_y),
+                "test_acc": evaluate(model, test_x, dataset.test_y, preprocess),
                 "seconds": time.perf_counter() - started,
             }
             if time_budget is not None:

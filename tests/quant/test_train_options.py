@@ -75,3 +75,13 @@ def test_time_budget_stops_training_and_is_exclusive_with_resume(tmp_path):
     assert history[-1]["train_seconds_total"] >= 0.3
     with pytest.raises(ValueError, match="without resume"):
         train(tiny_cnn(), dataset, epochs=2, progress=False, time_budget=1.0, resume=True, state_path=tmp_path / "s")
+
+
+def test_evaluation_applies_the_augmentation_normalization():
+    """Training on normalized images and testing on raw ones would report chance: the test images get the same
+    deterministic preprocessing."""
+    dataset = load_dataset("synthetic")
+    augment = Augmentation(flip=False, crop_padding=0, rotation_degrees=0.0, mean=(5.0,), std=(0.01,))
+    history = train(tiny_cnn(), dataset, epochs=3, seed=0, progress=False, augmentation=augment)
+    assert history[-1]["test_acc"] > 0.9
+    assert abs(history[-1]["test_acc"] - history[-1]["train_acc"]) < 0.2
