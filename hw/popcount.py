@@ -2,7 +2,8 @@
 
 A linear chain of additions would be deep (slow hardware, slow simulation) and hits Python's recursion limit in
 Amaranth. Callers should pass a Signal, not an expression: each bit select of an expression repeats the expression
-in the generated Verilog, which made Verilator models of wide layers about 50 times slower to simulate.
+in the generated Verilog. On a 784-input layer that Verilator model ran 78 cycles/s; with the XNOR in one signal
+(and the per-cycle C++ at -O1, see hbnn.toolchain) it runs 5,550 cycles/s.
 """
 from amaranth.hdl import Value
 
