@@ -10,9 +10,10 @@ from torch import nn
 
 from ..validation import check_positive_int
 from ..precision import INT8, Precision
-from .precision_names import full_precision_name, resolve_full_precision
+from .precision_names import canonical_layer_precision_name, full_precision_name, resolve_full_precision, \
+    resolve_layer_precision
 
-__all__ = ["Option", "ZooModel", "check_positive_int", "check_probability", "one_of"]
+__all__ = ["COMMON_OPTIONS", "Option", "ZooModel", "check_positive_int", "check_probability", "one_of"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,20 @@ def check_probability(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_layer_precision_names(name: str, value: Any) -> dict[str, str]:
+    """{layer: precision name} with each name in its canonical spelling; layer names are checked by _set_plan,
+    which knows the model's layers."""
+    if not isinstance(value, Mapping) or not all(isinstance(layer, str) for layer in value):
+        raise ValueError(f"{name} must map layer names to precision names ('fp', 'binary', 'int8', "
+                         f"'weight-binary', ...), not {value!r}")
+    return {layer: canonical_layer_precision_name(precision, layer=layer) for layer, precision in value.items()}
+
+
+# Options every zoo model takes. layer_precisions overrides single conv/linear layers of the variant's plan: a
+# precision plan (hbnn.quant.plan) is a variant plus one such mapping.
+COMMON_OPTIONS: Mapping[str, Option] = {"layer_precisions": Option({}, check_layer_precision_names)}
+
+
 def one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or value not in choices:
@@ -42,7 +57,7 @@ def one_of(*choices: str) -> Callable[[str, Any], str]:
 class ZooModel(nn.Module):
     """Base of the zoo's networks. A subclass sets NAME, VARIANTS and OPTIONS, calls super().__init__ with the
     constructor's arguments, then `_set_plan` with {layer name: Precision} in forward order before building
-    its layers from `precision_of(name)`."""
+    its layers from the plan that call returns (the variant's, with the layer_precisions option applied)."""
 
     NAME: ClassVar[str]
     VARIANTS: ClassVar[tuple[str, ...]]
@@ -63,7 +78,8 @@ class ZooModel(nn.Module):
         self._plan: dict[str, Precision] = {}
 
     def _resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        applicable = {name: option for name, option in self.OPTIONS.items()
+        options = {**self.OPTIONS, **COMMON_OPTIONS}
+        applicable = {name: option for name, option in options.items()
                       if option.variants is None or self._variant in option.variants}
         for name in given:
             if name in applicable:
@@ -72,12 +88,23 @@ class ZooModel(nn.Module):
                 variants = ", ".join(self.OPTIONS[name].variants or ())
                 raise ValueError(f"option {name!r} of {self.NAME} applies only to precision {variants}, "
                                  f"not {self._variant!r}")
-            valid = ", ".join(self.OPTIONS) or "none"
+            valid = ", ".join(options)
             raise ValueError(f"unknown option {name!r} for {self.NAME}; valid options: {valid}")
         return {name: option.check(name, given.get(name, option.default)) for name, option in applicable.items()}
 
-    def _set_plan(self, plan: Mapping[str, Precision]) -> None:
+    def _set_plan(self, plan: Mapping[str, Precision]) -> dict[str, Precision]:
+        """Store the variant's plan with the layer_precisions overrides applied; return it (a copy) for building."""
+        overrides = self._options["layer_precisions"]
+        unknown = [layer for layer in overrides if layer not in plan]
+        if unknown:
+            raise ValueError(f"layer_precisions names unknown layer {unknown[0]!r}; layers of {self.NAME}: "
+                             f"{', '.join(plan)}")
         self._plan = dict(plan)
+        for layer, name in overrides.items():
+            self._plan[layer] = resolve_layer_precision(name, self._full_precision, layer=layer)
+        # Forward order, so that equal plans give equal configs.
+        self._options["layer_precisions"] = {layer: overrides[layer] for layer in plan if layer in overrides}
+        return dict(self._plan)
 
     # Read-only views of what the model was built from.
     @property

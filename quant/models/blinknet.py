@@ -58,7 +58,7 @@ class BlinkNet(ZooModel):
     def __init__(self, **arguments: Any) -> None:
         super().__init__(**arguments)
         plan = self._plan_layers()
-        self._set_plan(plan)
+        plan = self._set_plan(plan)
 
         self.stem = conv_bn_act(plan["stem.conv"], self.in_channels, STAGE_WIDTHS[0], 3, padding=1,
                                 activation=activation_for(plan["stage1.pre.conv"]))

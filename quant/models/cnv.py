@@ -63,7 +63,7 @@ class CNV(ZooModel):
             raise ValueError(f"image_size {self.image_size} is too small for cnv's six unpadded 3x3 convs and two "
                              f"pools; it needs at least {MIN_IMAGE_SIZE}")
         plan = self._plan_layers()
-        self._set_plan(plan)
+        plan = self._set_plan(plan)
         names = CONV_NAMES + LINEAR_NAMES
 
         features: dict[str, nn.Module] = {}

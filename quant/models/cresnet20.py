@@ -6,14 +6,14 @@ with n = 3. Shortcuts are option A, parameter-free: identity, or where the shape
 with the new channels zero-padded (half before, half after the old ones), giving the paper's 0.27M parameters.
 
 Variants: "fp" (every layer at full precision) and "binary" (all but the stem conv and the final linear layer
-binary). `layer_precisions` overrides single conv/linear layers (any name binarizable_layers() lists) for
-per-layer plans: {"stage3.2.conv2": "fp", "stem.conv": "weight-binary"}; values are "fp" (the model's full
-precision) or Precision names ("binary", "int8", "weight-binary", "ternary", "binary+alpha", "abc3x1", ...).
+binary). Like every zoo model it takes `layer_precisions` for per-layer plans: {"stage3.2.conv2": "fp",
+"stem.conv": "weight-binary"}; values are "fp" (the model's full precision) or Precision names ("binary", "int8",
+"weight-binary", "ternary", "binary+alpha", "abc3x1", ...).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +21,8 @@ from torch import nn
 
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
-from .base import Option, ZooModel
+from .base import ZooModel
 from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size
-from .precision_names import canonical_layer_precision_name, resolve_layer_precision
 
 __all__ = ["CifarResNet20", "LAYER_NAMES"]
 
@@ -36,18 +35,6 @@ LAYER_NAMES: tuple[str, ...] = (
       for block in range(BLOCKS_PER_STAGE) for conv in ("conv1", "conv2")),
     "fc",
 )
-
-
-def _check_layer_precisions(name: str, value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must map layer names to precision names ('fp', 'binary', 'int8', "
-                         f"'weight-binary', ...), not {value!r}")
-    for layer in value:
-        if layer not in LAYER_NAMES:
-            raise ValueError(f"{name} names unknown layer {layer!r}; layers of cresnet20: {', '.join(LAYER_NAMES)}")
-    # Forward order and canonical spellings, so equal plans give equal configs.
-    return {layer: canonical_layer_precision_name(value[layer], layer=layer) for layer in LAYER_NAMES
-            if layer in value}
 
 
 class ZeroPadShortcut(nn.Module):
@@ -88,16 +75,13 @@ class BasicBlock(nn.Module):
 class CifarResNet20(ZooModel):
     NAME = "cresnet20"
     VARIANTS = ("fp", "binary")
-    OPTIONS = {"layer_precisions": Option({}, _check_layer_precisions)}
 
     def __init__(self, **arguments: Any) -> None:
         super().__init__(**arguments)
         full = self.full_precision
         plan = {name: full if self.variant == "fp" or name in ("stem.conv", "fc") else BINARY
                 for name in LAYER_NAMES}
-        for layer, precision_name in self.options["layer_precisions"].items():
-            plan[layer] = resolve_layer_precision(precision_name, full, layer=layer)
-        self._set_plan(plan)
+        plan = self._set_plan(plan)
 
         self.stem = conv_bn_act(plan["stem.conv"], self.in_channels, STAGE_WIDTHS[0], 3, padding=1,
                                 activation=activation_for(plan["stage1.0.conv1"]))

@@ -52,7 +52,7 @@ class NIN(ZooModel):
         middle = full if self.variant == "fp" else XNOR
         plan = {name: middle for name in LAYER_NAMES}
         plan[LAYER_NAMES[0]] = plan[LAYER_NAMES[-1]] = full
-        self._set_plan(plan)
+        plan = self._set_plan(plan)
 
         layers: dict[str, nn.Module] = {}
         in_channels = self.in_channels

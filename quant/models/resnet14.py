@@ -69,7 +69,7 @@ class ResNet14(ZooModel):
         super().__init__(**arguments)
         shortcut_blocks = SHORTCUT_BLOCKS[self.options["shortcuts"]]
         plan = self._plan_layers(shortcut_blocks)
-        self._set_plan(plan)
+        plan = self._set_plan(plan)
 
         def readers(block: int) -> list[Precision]:
             """The layers that read block `block`'s input (block 4 = the classifier)."""

@@ -59,7 +59,7 @@ class StudyNet(ZooModel):
         conv_names = [f"features.conv{index}" for index in range(1, len(specs) + 1)]
         linear_names = [f"classifier.fc{index}" for index in range(1, len(self.HIDDEN_FEATURES) + 2)]
         plan = self._plan_layers(conv_names + linear_names)
-        self._set_plan(plan)
+        plan = self._set_plan(plan)
         readers = list(plan.values())[1:]  # the layer after each layer
 
         features: dict[str, nn.Module] = {}

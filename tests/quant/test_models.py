@@ -207,6 +207,19 @@ def test_cresnet20_binary_and_per_layer_overrides():
     assert isinstance(model.stage3[1].act, nn.Identity)  # the next block's conv1 is still binary
 
 
+@pytest.mark.parametrize("name, variant, layer, reader_activation", [
+    ("resnet14", "fp", "block2.conv1", "block1.act2"),
+    ("blinknet", "fp", "stage2.pre.conv", "stage1.act"),
+])
+def test_every_zoo_model_takes_layer_overrides(name, variant, layer, reader_activation):
+    model = build(name, variant, {"layer_precisions": {layer: "Binary"}})
+    assert layer_precisions(model)[layer] == BINARY
+    assert model.config()["options"]["layer_precisions"] == {layer: "binary"}  # canonical spelling
+    # The layer in front now feeds a sign: no ReLU there.
+    assert isinstance(model.get_submodule(reader_activation), nn.Identity)
+    assert isinstance(build(name, variant, {}).get_submodule(reader_activation), nn.ReLU)
+
+
 def network_parameters(model):
     """Weights and biases of conv/linear/batch-norm layers (quantizers' learned scales not counted)."""
     counted = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._NormBase)
@@ -250,10 +263,12 @@ def test_config_round_trips_through_json_and_checkpoints_load(case):
 def test_config_keeps_float_baseline_and_defaults():
     model = build("resnet14", "fp", {}, full_precision=FLOAT)
     config = model.config()
-    assert config["full_precision"] == "float" and config["options"] == {"shortcuts": "all", "dropout": 0.2}
+    assert config["full_precision"] == "float" and config["options"] == {"shortcuts": "all", "dropout": 0.2,
+                                                                       "layer_precisions": {}}
     assert set(layer_precisions(model_from_config(config)).values()) == {FLOAT}
-    assert build("lenet5", "abc", {}).config()["options"] == {"weight_bases": 3, "act_bases": 3}
-    assert build("lenet5", "binary", {}).config()["options"] == {}
+    assert build("lenet5", "abc", {}).config()["options"] == {"weight_bases": 3, "act_bases": 3,
+                                                              "layer_precisions": {}}
+    assert build("lenet5", "binary", {}).config()["options"] == {"layer_precisions": {}}
 
 
 BAD_ARGUMENT_IDS = [
