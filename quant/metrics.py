@@ -49,7 +49,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["LayerMetrics", "NetworkMetrics", "measure", "FLOAT_BITS", "BOPS_PER_FLOP"]
+__all__ = ["LayerMetrics", "NetworkMetrics", "measure", "layer_flops", "FLOAT_BITS", "BOPS_PER_FLOP"]
 
 FLOAT_BITS = 32
 # Bi-Real Net section 4.4: a 64-bit CPU does 64 binary operations in one instruction.
@@ -285,6 +285,19 @@ def _weight_layer_metrics(name: str, module: nn.Module, kind: str, output_elemen
                         weight_bits_per_param=precision.weight_bits, memory_bits=memory_bits,
                         effective_params_32=memory_bits / FLOAT_BITS, macs=macs,
                         flops=full_precision_macs + bops / BOPS_PER_FLOP, bops=bops)
+
+
+def layer_flops(precision, macs: int) -> float:
+    """FLOPs of a conv/linear layer doing `macs` MACs per image at `precision` (the rule measure() applies):
+    full-precision MACs, or BOPs / 64 where the layer is an XNOR-popcount (ABC-Net: M*N BOPs per MAC)."""
+    normalized = _precision_of("layer", _Declared(precision))
+    bops = normalized.binary_weight_planes * normalized.binary_input_planes * macs
+    return bops / BOPS_PER_FLOP if bops else float(macs)
+
+
+@dataclass(frozen=True)
+class _Declared:
+    precision: object
 
 
 def _bias_count(module: nn.Module) -> int:
