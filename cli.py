@@ -1,4 +1,4 @@
-"""The `hbnn` command: train, compile, sim, report, and demo (all four in a row)."""
+"""The `hbnn` command: train, compile, sim, report, demo (all four in a row), study, and plan/select/sweep."""
 from __future__ import annotations
 
 import argparse
@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=0,
                       help=f"test images to co-simulate (default: the first {DEMO_IMAGES:,}, or all if fewer)")
     demo.set_defaults(run=cmd_demo)
+
+    from .cli_selection import add_selection_commands
+    add_selection_commands(commands)
     return parser
 
 

@@ -1,0 +1,324 @@
+"""A sweep: selection methods x FLOPs budgets on one network and dataset, each plan fine-tuned the same way.
+
+    OUT/sweep.json         the SweepSpec (a resumed sweep must be given the same one)
+    OUT/base.pt            the full-precision network every method starts from (trained here unless given)
+    OUT/plans/ID.json      each point's precision plan, with how it was selected
+    OUT/points/ID.json     each point's result: accuracy after fine-tuning, FLOPs, selection and training time
+    OUT/results.csv, results.md, accuracy_vs_budget.png
+
+A point whose result file exists is not redone, so an interrupted sweep resumes where it stopped. Points run in
+parallel processes (`jobs`), each with `threads` torch threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["PRUNING_METHOD", "SweepSpec", "point_id", "run_sweep", "plot_sweep", "markdown_table"]
+
+PRUNING_METHOD = "slimming"  # network slimming: prunes channels instead of binarizing layers
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    model: str = "cresnet20"
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    methods: tuple[str, ...] = ("mixbin-grad", "mixbin-loss", "random", "front", "rear")
+    budgets: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # FLOPs fractions of the full-precision network
+    full_precision: str = "int8"
+    options: dict[str, Any] = field(default_factory=dict)
+    pretrain_epochs: int = 5  # ignored when a base checkpoint is given
+    finetune_epochs: int = 2
+    train_subset: int | None = None  # train (and fine-tune) on this many training images; None: all
+    calibration: int = 512  # training images the selection methods may look at
+    lr: float = 1e-2
+    finetune_lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from .methods import METHODS
+
+        unknown = [method for method in self.methods if method not in METHODS and method != PRUNING_METHOD]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r}; methods: {', '.join([*METHODS, PRUNING_METHOD])}")
+        if not self.methods or not self.budgets:
+            raise ValueError("a sweep needs at least one method and one budget")
+        for budget in self.budgets:
+            if not 0 < budget <= 1:
+                raise ValueError(f"budget {budget!r}: a FLOPs budget is a fraction in (0, 1]")
+        if PRUNING_METHOD in self.methods and self.finetune_epochs < 2:
+            raise ValueError("slimming trains with its sparsity penalty, then fine-tunes: it needs finetune_epochs >= 2")
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))  # tuples -> lists, as the JSON file holds them
+
+
+def point_id(method: str, budget: float) -> str:
+    return f"{method}-{budget:g}"
+
+
+# -- data and base network -----------------------------------------------------------------------------------------
+def _dataset(spec: SweepSpec):
+    from ..data import Dataset, load_dataset
+
+    dataset = load_dataset(spec.dataset, spec.data_root)
+    if spec.train_subset is None or spec.train_subset >= len(dataset.train_x):
+        return dataset
+    chosen = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(spec.seed))
+    chosen = chosen[:spec.train_subset].sort().values
+    return Dataset(dataset.name, dataset.train_x[chosen], dataset.train_y[chosen], dataset.test_x, dataset.test_y,
+                   classes=dataset.classes, image_shape=dataset.image_shape)
+
+
+def _augmentation(dataset):
+    from ..augment import standard_augmentation
+
+    return standard_augmentation(dataset.name)
+
+
+def _base_model(spec: SweepSpec, out_dir: Path, dataset, progress: bool):
+    """The trained full-precision network: OUT/base.pt, trained here if it is not there yet."""
+    from ..checkpoint import load_checkpoint
+    from ..experiment import TrainingSpec, run_training
+
+    path = out_dir / "base.pt"
+    if not path.exists():
+        training = TrainingSpec(model=spec.model, precision="fp", full_precision=spec.full_precision,
+                                options=dict(spec.options), dataset=spec.dataset, data_root=spec.data_root,
+                                epochs=spec.pretrain_epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed,
+                                device="cpu")
+        run_training(training, path, progress=progress, dataset=dataset)
+    model, meta = load_checkpoint(path)
+    layers = model.binarizable_layers()
+    not_full = [name for name in layers if model.precision_of(name) != model.full_precision]
+    if not_full:
+        raise ValueError(f"{path}: the base network must be at full precision everywhere; {not_full[0]!r} is "
+                         f"{model.precision_of(not_full[0]).name}")
+    return model, meta
+
+
+def _context(spec: SweepSpec, model, dataset):
+    from .context import SelectionContext
+
+    generator = torch.Generator().manual_seed(spec.seed + 1)
+    chosen = torch.randperm(len(dataset.train_x), generator=generator)[:spec.calibration]
+    images = _augmentation(dataset).preprocess(dataset.train_images[chosen])
+    return SelectionContext(model, images, dataset.train_y[chosen])
+
+
+# -- one point -----------------------------------------------------------------------------------------------------
+def _run_point(arguments) -> dict:
+    spec, out_dir, method, budget, threads = arguments
+    torch.set_num_threads(threads)
+    from ..checkpoint import load_checkpoint
+
+    dataset = _dataset(spec)
+    base, _ = load_checkpoint(out_dir / "base.pt")
+    row = {"point": point_id(method, budget), "method": method, "budget": budget}
+    try:
+        if method == PRUNING_METHOD:
+            row.update(_pruning_point(spec, base, dataset, budget))
+        else:
+            row.update(_selection_point(spec, out_dir, base, dataset, method, budget))
+    except ValueError as error:
+        from .result import BudgetUnreachableError
+
+        if not isinstance(error, BudgetUnreachableError):
+            raise
+        row.update(status="unreachable", message=str(error))
+    _write_json(out_dir / "points" / f"{point_id(method, budget)}.json", row)
+    return row
+
+
+def _selection_point(spec, out_dir, base, dataset, method, budget) -> dict:
+    from ..metrics import measure
+    from ..train import evaluate, train
+    from .budgets import FlopsBudget
+    from .methods import plan_of, select
+
+    context = _context(spec, base, dataset)
+    flops_budget = FlopsBudget.for_model(base, context.input_shape, budget)
+    selection = select(method, context, flops_budget, seed=spec.seed)
+    plan = plan_of(context, selection, flops_budget, f"flops:{budget:g}")
+    plan.save(out_dir / "plans" / f"{point_id(method, budget)}.json")
+
+    model = context.model_with(selection.layers)
+    augmentation = _augmentation(dataset)
+    started = time.monotonic()
+    train(model, dataset, epochs=spec.finetune_epochs, lr=spec.finetune_lr, batch_size=spec.batch_size,
+          seed=spec.seed, progress=False, augmentation=augmentation, device="cpu")
+    finetune_seconds = time.monotonic() - started
+    accuracy = evaluate(model, dataset.test_images, dataset.test_y, augmentation.preprocess)
+    metrics = measure(model, dataset.image_shape)
+    return {"status": "ok", "test_accuracy": round(accuracy, 4), "flops": metrics.flops,
+            "flops_fraction": round(metrics.flops / flops_budget.reference_flops, 4), "bops": metrics.bops,
+            "memory_bits": metrics.memory_bits, "binarized": len(selection.binarized()),
+            "selection_seconds": round(selection.seconds, 2), "finetune_seconds": round(finetune_seconds, 1)}
+
+
+def _pruning_point(spec, base, dataset, budget) -> dict:
+    from ..train import evaluate
+    from .context import transfer_weights
+    from .slimming import train_slimmed
+
+    from ..models import model_from_config
+
+    model = model_from_config(base.config())
+    transfer_weights(base, model)
+    augmentation = _augmentation(dataset)
+    started = time.monotonic()
+    _, pruning = train_slimmed(model, dataset, budget, epochs=spec.finetune_epochs, augmentation=augmentation,
+                               seed=spec.seed, progress=False, lr=spec.finetune_lr, batch_size=spec.batch_size,
+                               device="cpu")
+    finetune_seconds = time.monotonic() - started
+    accuracy = evaluate(model, dataset.test_images, dataset.test_y, augmentation.preprocess)
+    return {"status": "ok", "test_accuracy": round(accuracy, 4), "flops": pruning.flops,
+            "flops_fraction": round(pruning.flops / pruning.reference_flops, 4), "bops": 0,
+            "memory_bits": None, "binarized": 0, "selection_seconds": 0.0,
+            "finetune_seconds": round(finetune_seconds, 1)}
+
+
+# -- the sweep -----------------------------------------------------------------------------------------------------
+def run_sweep(spec: SweepSpec, out_dir: str | Path, *, jobs: int = 1, threads: int | None = None,
+              progress: bool = True) -> list[dict]:
+    """Run every (method, budget) point not finished yet; write results.csv/.md and the plot; return the rows
+    in (method, budget) order."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_spec(spec, out_dir / "sweep.json")
+    dataset = _dataset(spec)
+    base, base_meta = _base_model(spec, out_dir, dataset, progress)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
+
+    points = [(method, budget) for method in spec.methods for budget in spec.budgets]
+    rows: dict[str, dict] = {}
+    todo = []
+    for method, budget in points:
+        path = out_dir / "points" / f"{point_id(method, budget)}.json"
+        if path.exists():
+            rows[point_id(method, budget)] = json.loads(path.read_text())
+        else:
+            todo.append((spec, out_dir, method, budget, threads))
+    with tqdm(total=len(points), initial=len(rows), desc="sweep", unit="point", disable=not progress) as bar:
+        for row in _imap(_run_point, todo, jobs):
+            rows[row["point"]] = row
+            bar.update(1)
+            done = (f"accuracy {row['test_accuracy']:.4f}, selection {row['selection_seconds']} s"
+                    if row["status"] == "ok" else "budget unreachable")
+            bar.write(f"{row['point']}: {done}")
+    ordered = [rows[point_id(method, budget)] for method, budget in points]
+    base_accuracy = base_meta.get("test_accuracy")
+    _write_results(out_dir, ordered, base_accuracy, spec)
+    return ordered
+
+
+def _imap(function, items, jobs):
+    if not items:
+        return
+    if jobs <= 1:
+        yield from map(function, items)
+        return
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch state shared by fork
+    with context.Pool(min(jobs, len(items))) as pool:
+        yield from pool.imap_unordered(function, items)
+
+
+def _check_same_spec(spec: SweepSpec, path: Path) -> None:
+    wanted = spec.as_dict()
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
+        # Adding methods or budgets extends a sweep; everything else changes what finished points mean.
+        changed.pop("methods", None), changed.pop("budgets", None)
+        if changed:
+            raise ValueError(f"{path.parent} holds a sweep with other settings (saved, now): {changed}; "
+                             "use another output folder")
+    _write_json(path, wanted)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(partial, path)  # a killed sweep never leaves a half-written point that resume would trust
+
+
+COLUMNS = ("point", "method", "budget", "status", "test_accuracy", "flops", "flops_fraction", "bops", "memory_bits",
+           "binarized", "selection_seconds", "finetune_seconds", "message")
+
+
+def _write_results(out_dir: Path, rows: list[dict], base_accuracy: float | None, spec: SweepSpec) -> None:
+    with (out_dir / "results.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({column: row.get(column, "") for column in COLUMNS} for row in rows)
+    (out_dir / "results.md").write_text(markdown_table(rows, base_accuracy))
+    plot_sweep(rows, out_dir / "accuracy_vs_budget.png", base_accuracy=base_accuracy,
+               title=f"{spec.model} on {spec.dataset}: accuracy after {spec.finetune_epochs} fine-tuning epoch(s)")
+
+
+def markdown_table(rows: list[dict], base_accuracy: float | None = None) -> str:
+    """Accuracy per method (rows) and budget (columns), then selection times."""
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    budgets = sorted({row["budget"] for row in rows})
+    cell = {(row["method"], row["budget"]): row for row in rows}
+
+    def accuracy(method, budget):
+        row = cell.get((method, budget))
+        if row is None:
+            return ""
+        return f"{row['test_accuracy']:.4f}" if row["status"] == "ok" else "unreachable"
+
+    def seconds(method):
+        times = [cell[(method, b)]["selection_seconds"] for b in budgets
+                 if (method, b) in cell and cell[(method, b)]["status"] == "ok"]
+        return f"{sum(times) / len(times):.2f}" if times else ""
+
+    header = "| method | " + " | ".join(f"{budget:.0%} FLOPs" for budget in budgets) + " | mean selection s |"
+    rule = "|---|" + "---:|" * (len(budgets) + 1)
+    lines = [header, rule]
+    lines += [f"| {method} | " + " | ".join(accuracy(method, b) for b in budgets) + f" | {seconds(method)} |"
+              for method in methods]
+    if base_accuracy is not None:
+        lines.append(f"\nFull-precision network (the starting point of every method): {base_accuracy:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | None = None, title: str = "") -> Path:
+    """Accuracy vs FLOPs budget, one curve per method (MixBin's Figure 2 layout), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; the same file on every machine
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for method in dict.fromkeys(row["method"] for row in rows):
+        points = sorted((row["budget"], row["test_accuracy"]) for row in rows
+                        if row["method"] == method and row["status"] == "ok")
+        if points:
+            xs, ys = zip(*points)
+            axes.plot([100 * x for x in xs], ys, marker="o", label=method)
+    if base_accuracy is not None:
+        axes.axhline(base_accuracy, color="black", linestyle="--", linewidth=1, label="full precision")
+    axes.set_xlabel("FLOPs budget (% of the full-precision network)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, metadata={"Software": None})  # no version stamp: same sweep, same bytes
+    plt.close(figure)
+    return path
