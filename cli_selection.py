@@ -81,7 +81,7 @@ def cmd_sweep(args) -> int:
     spec = SweepSpec(model=args.model, dataset=args.dataset, data_root=str(args.data_root) if args.data_root else None,
                      methods=tuple(args.methods), budgets=tuple(args.budgets), full_precision=args.full_precision,
                      pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
-                     train_subset=args.train_subset, calibration=args.calibration, lr=args.lr,
+                     train_subset=args.train_subset, test_subset=args.test_subset, calibration=args.calibration, lr=args.lr,
                      finetune_lr=args.finetune_lr, seed=args.seed)
     points = len(spec.methods) * len(spec.budgets)
     print(f"sweep: {len(spec.methods)} methods x {len(spec.budgets)} FLOPs budgets = {points} points on {spec.model} / "
@@ -133,7 +133,9 @@ def add_selection_commands(commands) -> None:
     sweep.add_argument("--pretrain-epochs", type=int, default=defaults.pretrain_epochs)
     sweep.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs)
     sweep.add_argument("--train-subset", type=int, default=None, help="train on this many training images")
-    sweep.add_argument("--calibration", type=int, default=defaults.calibration)
+    sweep.add_argument("--test-subset", type=int, default=None, help="report accuracy on this many test images")
+    sweep.add_argument("--calibration", type=int, default=defaults.calibration,
+                       help="training images the selection methods score layers on")
     sweep.add_argument("--lr", type=float, default=defaults.lr, help="pre-training learning rate")
     sweep.add_argument("--finetune-lr", type=float, default=defaults.finetune_lr)
     sweep.add_argument("--seed", type=int, default=0)

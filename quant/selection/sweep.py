@@ -17,7 +17,7 @@ import json
 import multiprocessing
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class SweepSpec:
     pretrain_epochs: int = 5  # ignored when a base checkpoint is given
     finetune_epochs: int = 2
     train_subset: int | None = None  # train (and fine-tune) on this many training images; None: all
+    test_subset: int | None = None  # report accuracy on this many test images (a fixed random draw); None: all
     calibration: int = 512  # training images the selection methods may look at
     lr: float = 1e-2
     finetune_lr: float = 1e-3
@@ -74,12 +75,17 @@ def _dataset(spec: SweepSpec):
     from ..data import Dataset, load_dataset
 
     dataset = load_dataset(spec.dataset, spec.data_root)
-    if spec.train_subset is None or spec.train_subset >= len(dataset.train_x):
-        return dataset
-    chosen = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(spec.seed))
-    chosen = chosen[:spec.train_subset].sort().values
-    return Dataset(dataset.name, dataset.train_x[chosen], dataset.train_y[chosen], dataset.test_x, dataset.test_y,
-                   classes=dataset.classes, image_shape=dataset.image_shape)
+    train = _subset(len(dataset.train_x), spec.train_subset, spec.seed)
+    test = _subset(len(dataset.test_x), spec.test_subset, spec.seed + 2)
+    return Dataset(dataset.name, dataset.train_x[train], dataset.train_y[train], dataset.test_x[test],
+                   dataset.test_y[test], classes=dataset.classes, image_shape=dataset.image_shape)
+
+
+def _subset(size: int, wanted: int | None, seed: int) -> torch.Tensor:
+    """Indices of a fixed random subset of `wanted` items (in their original order), or all of them."""
+    if wanted is None or wanted >= size:
+        return torch.arange(size)
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:wanted].sort().values
 
 
 def _augmentation(dataset):
@@ -169,11 +175,10 @@ def _selection_point(spec, out_dir, base, dataset, method, budget) -> dict:
 
 
 def _pruning_point(spec, base, dataset, budget) -> dict:
+    from ..models import model_from_config
     from ..train import evaluate
     from .context import transfer_weights
     from .slimming import train_slimmed
-
-    from ..models import model_from_config
 
     model = model_from_config(base.config())
     transfer_weights(base, model)
