@@ -75,8 +75,11 @@ def step_train(args, show_metrics: bool = True) -> tuple[pathlib.Path, dict]:
 
     name = _dataset_name(args.dataset)
     dataset = load_dataset(name, args.data_root)
-    spec = TrainingSpec(model=args.model, precision=args.precision, full_precision=args.full_precision,
-                        options=_model_options(args), hidden=tuple(args.hidden), dataset=name,
+    model, precision, full_precision, options = args.model, args.precision, args.full_precision, _model_options(args)
+    if getattr(args, "plan", None):
+        model, precision, full_precision, options = _planned_model(args.plan, dataset)
+    spec = TrainingSpec(model=model, precision=precision, full_precision=full_precision,
+                        options=options, hidden=tuple(args.hidden), dataset=name,
                         data_root=str(args.data_root) if args.data_root else None,
                         epochs=args.epochs or DEFAULT_EPOCHS.get(name, 10), lr=args.lr, batch_size=args.batch_size,
                         seed=args.seed, weight_decay=args.weight_decay, l1=args.l1, schedule=args.schedule,
@@ -93,6 +96,20 @@ def step_train(args, show_metrics: bool = True) -> tuple[pathlib.Path, dict]:
     print(f"test accuracy {result.test_accuracy:.4f}; checkpoint {out}; epoch log {out.with_suffix('.history.csv')}"
           f" (.json); metrics {out.with_suffix('.metrics.json')}")
     return out, result.meta
+
+
+def _planned_model(path, dataset) -> tuple[str, str, str, dict]:
+    """(model, variant, full precision, options) that train the network a plan file describes."""
+    from .quant.plan import PrecisionPlan
+
+    plan = PrecisionPlan.load(path)
+    channels, size, _ = dataset.image_shape
+    wanted = (plan.model["in_channels"], plan.model["image_size"], plan.model["num_classes"])
+    if wanted != (channels, size, dataset.classes):
+        raise ValueError(f"plan {path} is for {wanted[0]}x{wanted[1]}x{wanted[1]} images and {wanted[2]} classes; "
+                         f"dataset {dataset.name} has {channels}x{size}x{size} and {dataset.classes}")
+    options = {**plan.model["options"], "layer_precisions": dict(plan.layers)}
+    return plan.model["name"], "fp", plan.model["full_precision"], options
 
 
 def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dict:
@@ -308,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(train)
     train.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/model.pt"))
     train.add_argument("--resume", action="store_true", help="continue from OUT's .state.pt")
+    train.add_argument("--plan", type=pathlib.Path, default=None,
+                       help="train the hybrid network a precision plan describes (hbnn select writes them); "
+                            "replaces --model, --precision, --full-precision and the model options")
     train.set_defaults(run=cmd_train)
 
     compile_ = commands.add_parser("compile", help="checkpoint -> build folder (Verilog, memories, manifest)")

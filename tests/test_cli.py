@@ -76,6 +76,11 @@ def test_select_writes_a_plan_and_plan_show_reads_it(tmp_path, capsys):
     assert main(["plan", "show", str(plan)]) == 0
     out = capsys.readouterr().out
     assert "selected by rear under budget flops:0.5" in out and "fully binarized" in out and "total" in out
+    hybrid = tmp_path / "hybrid.pt"
+    assert main(["train", "--dataset", "synthetic", "--plan", str(plan), "--epochs", "1", "--quiet",
+                 "--out", str(hybrid)]) == 0
+    trained = json.loads(hybrid.with_suffix(".metrics.json").read_text())
+    assert trained["totals"]["flops"] == saved["selection"]["cost"]  # the planned network, as budgeted
     assert main(["select", str(checkpoint), "--method", "front", "--budget", "luts:5000", "--out",
                  str(tmp_path / "p2.json")]) == 2
     assert "stem.conv" in capsys.readouterr().err  # the compiler cannot map conv layers yet: named
