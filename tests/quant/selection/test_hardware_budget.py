@@ -1,0 +1,81 @@
+"""Hardware budgets price a plan with the compiler's cost model, and refuse, naming the layer, what it cannot map."""
+import pytest
+import torch
+
+from hbnn.compiler.cost_model import network_cost
+from hbnn.compiler.cycles import estimate_cycles
+from hbnn.compiler.lower import UnsupportedLayerError
+from hbnn.compiler.pipeline import compile_model
+from hbnn.quant import BinaryMLP
+from hbnn.quant.models import build_model
+from hbnn.quant.precision import BINARY, INT8
+from hbnn.quant.selection import fits, parse_budget
+from hbnn.quant.selection.hardware_budget import HardwareBudget, LayerShape
+
+LAYERS = (LayerShape("fc1", "linear", 64, 128), LayerShape("fc2", "linear", 128, 128),
+          LayerShape("fc3", "linear", 128, 10))
+ALL_BINARY = {layer.name: BINARY for layer in LAYERS}
+
+
+def cresnet20():
+    return build_model("cresnet20", precision="fp", in_channels=1, num_classes=10, image_size=8)
+
+
+def test_a_conv_network_is_an_error_naming_its_first_conv():
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'stem\.conv': .*conv layers are not mapped yet"):
+        HardwareBudget.for_model(cresnet20(), (1, 8, 8), "luts", 5000)
+
+
+@pytest.mark.parametrize("text", ["luts:5000", "dsps:0", "cycles:300"])
+def test_parse_budget_reaches_the_cost_model(text):
+    with pytest.raises(UnsupportedLayerError, match=r"'stem\.conv'") as info:
+        parse_budget(text).for_model(cresnet20(), (1, 8, 8))
+    assert info.value.path == "stem.conv"
+
+
+@pytest.mark.parametrize("metric, unit", [("luts", "LUTs"), ("dsps", "DSPs"), ("cycles", "cycles")])
+def test_an_all_binary_linear_network_costs_what_network_cost_says(metric, unit):
+    budget = HardwareBudget(kind=metric, limit=5000, unit=unit, layers=LAYERS, target_cycles=16)
+    expected = network_cost([(layer.name, layer.kind, BINARY, layer.in_features, layer.out_features)
+                             for layer in LAYERS], target_cycles=16)
+    assert budget.cost(ALL_BINARY) == float(getattr(expected, metric))
+    assert budget.hardware_cost(ALL_BINARY) == expected
+    assert budget.describe().startswith(f"{metric}:5000 (at most 5,000 {unit}")
+
+
+def test_fits_compares_cost_with_limit():
+    cost = HardwareBudget("luts", 0, "LUTs", LAYERS).cost(ALL_BINARY)
+    assert cost > 0
+    assert fits(HardwareBudget("luts", cost, "LUTs", LAYERS), ALL_BINARY)
+    assert not fits(HardwareBudget("luts", cost - 1, "LUTs", LAYERS), ALL_BINARY)
+    assert fits(HardwareBudget("dsps", 0, "DSPs", LAYERS), ALL_BINARY)
+
+
+def test_a_binary_mlp_costs_the_cycles_the_compiler_builds():
+    torch.manual_seed(0)
+    model = BinaryMLP((24, 32, 16, 5)).eval()
+    budget = parse_budget("cycles:100").for_model(model, (24,))
+    assert isinstance(budget, HardwareBudget)
+    assert [(layer.name, layer.in_features, layer.out_features) for layer in budget.layers] == \
+        [("layers.0", 24, 32), ("layers.3", 32, 16), ("layers.6", 16, 5)]
+    plan = {layer.name: BINARY for layer in budget.layers}
+    assert budget.cost(plan) == estimate_cycles(compile_model(model)).latency
+
+
+def test_a_plan_the_compiler_cannot_map_is_an_error_naming_the_layer():
+    budget = HardwareBudget("luts", 5000, "LUTs", LAYERS)
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc2': .*int8 layers \(DSP MAC units\) are not mapped"):
+        budget.cost({**ALL_BINARY, "fc2": INT8})
+    with pytest.raises(ValueError, match="no precision for layer 'fc3'"):
+        budget.cost({"fc1": BINARY, "fc2": BINARY})
+
+
+def test_bad_budgets_are_value_errors():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        HardwareBudget.for_model(BinaryMLP((8, 4)), (8,), "watts", 3)
+    with pytest.raises(ValueError, match="counted in LUTs"):
+        HardwareBudget("luts", 5000, "cycles", LAYERS)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        HardwareBudget("luts", -1, "LUTs", LAYERS)
+    with pytest.raises(ValueError, match="at least one"):
+        HardwareBudget("luts", 5000, "LUTs", ())
