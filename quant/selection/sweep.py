@@ -309,12 +309,15 @@ def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | Non
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for method in dict.fromkeys(row["method"] for row in rows):
+    colors = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]  # 20 distinct, strong first
+    markers = "os^vD<>pXh*"
+    for index, method in enumerate(dict.fromkeys(row["method"] for row in rows)):
         points = sorted((row["budget"], row["test_accuracy"]) for row in rows
                         if row["method"] == method and row["status"] == "ok")
         if points:
             xs, ys = zip(*points)
-            axes.plot([100 * x for x in xs], ys, marker="o", label=method)
+            axes.plot([100 * x for x in xs], ys, marker=markers[index % len(markers)],
+                      color=colors[index % len(colors)], label=method)
     if base_accuracy is not None:
         axes.axhline(base_accuracy, color="black", linestyle="--", linewidth=1, label="full precision")
     axes.set_xlabel("FLOPs budget (% of the full-precision network)")
