@@ -17,13 +17,6 @@ from hbnn.quant.selection.baselines import (front_binarized, iterative_greedy, p
 SMALL = ("stage2.0.conv1", "stage3.0.conv1")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The tensors are tiny: extra intra-op threads only wait on each other, very long on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_context(keep=None) -> SelectionContext:

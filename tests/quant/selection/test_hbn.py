@@ -128,13 +128,6 @@ def test_achievable_ratios_are_the_top_cluster_shares():
 
 # -- the selection on a tiny ResNet-20 ----------------------------------------------------------------------------
 # Each selection runs the network twice (errors, MACs): the fixtures below run each one once per module.
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny network runs fastest on one thread; several fight each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,6 @@ CANDIDATES = ("stage2.0.conv1", "stage2.1.conv1", "stage2.1.conv2", "stage3.1.co
 SILENT_LAYERS = ("stage2.1.conv1", "stage2.1.conv2", "stage3.2.conv2")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The tensors are tiny: extra intra-op threads only wait on each other, very long on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_context(keep=None) -> SelectionContext:
