@@ -84,11 +84,7 @@ LayerDescription = tuple[str, str, Precision, int, int]
 
 
 def _unsupported(name: str, why: str) -> UnsupportedLayerError:
-    # lower.py's constructor describes a torch module; here there is only a description, so set the message directly.
-    error = UnsupportedLayerError.__new__(UnsupportedLayerError)
-    ValueError.__init__(error, f"layer {name!r}: {why}")
-    error.path = name
-    return error
+    return UnsupportedLayerError.described(name, why)
 
 
 def _precision_reason(precision: Precision) -> str | None:

@@ -30,6 +30,14 @@ class UnsupportedLayerError(ValueError):
         super().__init__(f"layer {path!r} ({kind}) is not supported: {why}. hbnn compiles {SUPPORTED}.")
         self.path = path
 
+    @classmethod
+    def described(cls, path: str, why: str) -> "UnsupportedLayerError":
+        """For a layer known only by its description (the cost model prices plans, not modules)."""
+        error = cls.__new__(cls)
+        ValueError.__init__(error, f"layer {path!r}: {why}")
+        error.path = path
+        return error
+
 
 def _binary_weights(path: str, module: QuantLinear) -> np.ndarray:
     if module.bias is not None:
