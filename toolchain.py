@@ -6,15 +6,21 @@ import pathlib
 import shutil
 import sys
 
-__all__ = ["ToolchainError", "verilator_environment", "use_verilator", "yosys_command"]
+__all__ = ["ToolchainError", "VERILATOR_MODEL_ARGS", "verilator_environment", "use_verilator", "yosys_command"]
 
 
 # Make variables for Verilator's generated makefile. CFG_CXXFLAGS_PCH_I: the PyPI build's verilated.mk leaves it empty,
 # so a design large enough to be split into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file
-# not found"); gcc's flag is -include. OPT_*: hbnn simulates thousands of cycles, not billions, so compile time
-# matters as much as speed: -O1 for the per-cycle code, -O0 for the one-time set-up code. Measured on a
-# 784-128-128-10 network on 2 cores: 23 s to compile, 5,550 cycles/s under cocotb.
-MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
+# not found"); gcc's flag is -include. OPT_*: -Os (Verilator's default) for the per-cycle code and its runtime
+# library, -O0 for the one-time set-up code; hbnn.sim.verilator_engine says why (measured).
+MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-Os", "OPT_SLOW=-O0", "OPT_GLOBAL=-Os")
+
+# Verilator options of every simulation model, for both engines, so that they simulate the same thing. Amaranth's
+# Verilog trips Verilator's default-fatal width warnings; they are waived with reasons in hbnn/hw/lint_waivers.vlt,
+# which the lint test applies with -Wall. --output-split-cfuncs keeps generated functions small, so the C++
+# compiler's optimizer stays fast on wide layers.
+VERILATOR_MODEL_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "--output-split", "20000",
+                        "--output-split-cfuncs", "2000")
 
 
 class ToolchainError(RuntimeError):

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from .. import __version__
 from ..boards import Board
+from ..hw.layout import StreamFormat
 from ..hw.xnor_popcount import threshold_width, threshold_words, weight_words
 from ..quant.checkpoint import load_checkpoint
 from .cycles import estimate_cycles
@@ -31,6 +32,9 @@ __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "compile_checkpoint", "write_bui
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
+MANIFEST_VERSION = 2  # 2: stream formats with element kinds and transfers per image
+STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
+                  "(i+1)*element_bits) of the payload, two's complement when signed; bipolar: 1 means +1")
 
 
 def _hex_lines(words: list[int], width: int) -> str:
@@ -76,18 +80,18 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
     layers = [_layer_entry(node, memories) for node in graph.nodes]
     last = graph.nodes[-1]
     if last.output_type == Bipolar():
-        output = {"type": "bipolar", "width": last.out_features}
+        output = StreamFormat("bipolar", last.out_features)
     else:
-        output = {"type": "int", "signed": True, "lanes": last.out_features, "lane_bits": last.output_type.width}
+        output = StreamFormat("signed" if last.output_type.signed else "unsigned", last.out_features,
+                              last.output_type.width)
     manifest = {
-        "format": "hbnn-build", "version": 1, "hbnn_version": __version__,
+        "format": "hbnn-build", "version": MANIFEST_VERSION, "hbnn_version": __version__,
         "top": TOP_NAME, "verilog": VERILOG, "verilog_sha256": _sha256(verilog),
         "board": board.as_dict(),
         "model": dict(model_config),
         "checkpoint": CHECKPOINT if checkpoint is not None else None,
-        "input": {"type": "bipolar", "width": graph.input_width,
-                  "packing": "bit i of i_stream__payload is element i; 1 means +1"},
-        "output": {**output, "packing": "lane i in bits [i*lane_bits, (i+1)*lane_bits) of o_stream__payload"},
+        "input": {**StreamFormat("bipolar", graph.input_width).as_dict(), "packing": STREAM_PACKING},
+        "output": {**output.as_dict(), "packing": STREAM_PACKING},
         "clock_reset": {"clock": "clk", "reset": "rst (synchronous, active high)"},
         "layers": layers,
         "cycles": estimate_cycles(graph).as_dict(),
@@ -117,4 +121,7 @@ def read_manifest(build_dir: str | pathlib.Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
     if manifest.get("format") != "hbnn-build":
         raise ValueError(f"{path} is not an hbnn build manifest")
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"{path} is a version-{manifest.get('version')} build folder; this hbnn reads version "
+                         f"{MANIFEST_VERSION}: compile the checkpoint again (`hbnn compile`)")
     return manifest

@@ -1,29 +1,33 @@
-"""cocotb test bench, run inside the simulator process by hbnn.sim.cosim (not imported by hbnn itself).
+"""cocotb test bench, run inside the simulator process by hbnn.sim.cocotb_engine (not imported by hbnn itself).
 
-Reads the stimulus from the JSON file named by HBNN_SIM_STIMULUS, streams every input vector into the top's
-i_stream, takes every result from o_stream, and writes the raw output integers and the cycle of every handshake to
-the JSON file named by HBNN_SIM_RESULTS. Each loop iteration is one clock cycle: drive, settle (ReadOnly), record
-the handshakes that the next rising edge will complete, then advance to that edge.
+It follows stream_driver.cpp's protocol cycle for cycle (see there): reset with two rising edges, then per cycle two
+SplitMix64 draws, drive, settle (ReadOnly), record the handshakes the next rising edge completes, advance. It
+writes the same transcript files, so the two engines can be compared transfer for transfer and cycle for cycle.
 """
 import json
 import os
-import random
+import pathlib
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from hbnn.sim.flow_control import SplitMix64
+from hbnn.sim.transcript import write_transcript
+
 
 @cocotb.test()
-async def stream_vectors(dut):
-    with open(os.environ["HBNN_SIM_STIMULUS"]) as file:
-        stimulus = json.load(file)
-    inputs = [int(value, 16) for value in stimulus["inputs"]]
-    input_gaps = float(stimulus["input_gaps"])
-    output_stalls = float(stimulus["output_stalls"])
-    max_cycles = int(stimulus["max_cycles"])
-    rng = random.Random(stimulus["seed"])
-    progress_path = os.environ.get("HBNN_SIM_PROGRESS")
+async def stream_transfers(dut):
+    config = json.loads(pathlib.Path(os.environ["HBNN_SIM_CONFIG"]).read_text())
+    transfers, in_words, out_words = config["transfers"], config["in_words"], config["out_words"]
+    words = np.fromfile(config["stimulus"], dtype="<u4").reshape(transfers, in_words)
+    inputs = [int.from_bytes(row.tobytes(), "little") for row in words]
+    expected_outputs = config["outputs"]
+    gap_threshold, stall_threshold = config["gap_threshold"], config["stall_threshold"]
+    max_cycles, idle_cycles = config["max_cycles"], config["idle_cycles"]
+    rng = SplitMix64(config["seed"])
+    progress_path = config["progress"]
 
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
@@ -36,29 +40,51 @@ async def stream_vectors(dut):
     outputs, input_cycles, output_cycles = [], [], []
     next_input = 0
     offering = False  # once valid is raised it stays up until the transfer (stream protocol)
-    cycle = 0
-    while len(outputs) < len(inputs) and cycle < max_cycles:
-        if not offering and next_input < len(inputs) and rng.random() >= input_gaps:
+    cycle = last_handshake = 0
+    input_blocked_since = output_empty_since = -1
+    status = "done"
+    while len(output_cycles) < expected_outputs:
+        if cycle >= max_cycles:
+            status = "cycle_budget"
+            break
+        if cycle - last_handshake >= idle_cycles:
+            status = "idle"
+            break
+        input_draw, output_draw = rng.next(), rng.next()
+        if not offering and next_input < transfers and input_draw >= gap_threshold:
             dut.i_stream__payload.value = inputs[next_input]
             offering = True
+        consumer_ready = output_draw >= stall_threshold
         dut.i_stream__valid.value = int(offering)
-        consumer_ready = int(rng.random() >= output_stalls)
-        dut.o_stream__ready.value = consumer_ready
+        dut.o_stream__ready.value = int(consumer_ready)
         await ReadOnly()
-        if offering and dut.i_stream__ready.value == 1:
+        input_ready = dut.i_stream__ready.value == 1
+        output_valid = dut.o_stream__valid.value == 1
+        if offering and not input_ready and input_blocked_since < 0:
+            input_blocked_since = cycle
+        if output_valid:
+            output_empty_since = -1
+        elif output_empty_since < 0:
+            output_empty_since = cycle
+        if offering and input_ready:
             input_cycles.append(cycle)
             next_input += 1
             offering = False
-        if consumer_ready and dut.o_stream__valid.value == 1:
-            outputs.append(format(dut.o_stream__payload.value.to_unsigned(), "x"))
+            input_blocked_since = -1
+            last_handshake = cycle
+        if consumer_ready and output_valid:
+            outputs.append(dut.o_stream__payload.value.to_unsigned())
             output_cycles.append(cycle)
+            last_handshake = cycle
         await RisingEdge(dut.clk)
         cycle += 1
         if progress_path and cycle % 2000 == 0:
-            with open(progress_path, "w") as file:  # read by the parent for its progress bar
-                file.write(str(len(outputs)))
+            pathlib.Path(progress_path).write_text(str(len(output_cycles) // config["outputs_per_image"]))
 
-    with open(os.environ["HBNN_SIM_RESULTS"], "w") as file:
-        json.dump({"outputs": outputs, "input_cycles": input_cycles, "output_cycles": output_cycles,
-                   "cycles": cycle, "timed_out": len(outputs) < len(inputs)}, file)
-    assert len(outputs) == len(inputs), f"only {len(outputs)} of {len(inputs)} outputs within {max_cycles} cycles"
+    output_words = np.array([[(value >> (32 * i)) & 0xFFFFFFFF for i in range(out_words)] for value in outputs],
+                            dtype="<u4").reshape(len(outputs), out_words)
+    write_transcript(pathlib.Path(config["directory"]), config["name"], outputs=output_words,
+                     input_cycles=input_cycles, output_cycles=output_cycles,
+                     status={"status": status, "cycles": cycle, "inputs": len(input_cycles),
+                             "outputs": len(output_cycles), "input_blocked_since": input_blocked_since,
+                             "output_empty_since": output_empty_since})

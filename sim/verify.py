@@ -1,18 +1,28 @@
-"""Bit-exactness verdict for a build folder: the verilated accelerator against the PyTorch model it came from."""
+"""Bit-exactness verdict for a build folder: the verilated accelerator against the PyTorch model it came from.
+
+The fast engine (C++ driver) streams the whole image set, once undisturbed (timing) and, with `backpressure`, once
+with random input gaps and output stalls. The cocotb bench then runs the first `crosscheck` images under both flow
+controls, and the fast engine runs the same images again: the two transcripts (every output word and the cycle of
+every handshake) must be identical.
+"""
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..compiler.build import CHECKPOINT, read_manifest
 from ..quant.checkpoint import load_checkpoint
-from .cosim import StreamRun, compile_simulator, stream_vectors
-from .packing import pack_bipolar, unpack_bipolar, unpack_signed
+from .design import DEFAULT_CROSSCHECK_IMAGES, ENGINE_CHOICES, Design, measure_timing, steady_state_window
+from .flow_control import FlowControl
+from .verilator_engine import Activity, Waves
 
-__all__ = ["Verification", "verify_build", "torch_outputs"]
+__all__ = ["BACKPRESSURE", "Verification", "verify_build", "torch_outputs", "input_frames"]
+
+BACKPRESSURE = (0.3, 0.3)  # probability per cycle of an input gap / an output stall in the back-pressure run
 
 
 @dataclass(frozen=True)
@@ -22,12 +32,19 @@ class Verification:
     mismatches: int  # output integers that differ from PyTorch, over all runs
     torch_accuracy: float | None
     hardware_accuracy: float | None
-    latency: int  # measured: input handshake to output handshake of the first image, pipeline empty
-    initiation_interval: int  # measured: largest gap between consecutive outputs, streaming undisturbed
+    latency: int  # measured: first input handshake to last output handshake of image 0, pipeline empty
+    initiation_interval: int  # measured: largest gap between consecutive images' outputs, streaming undisturbed
     interval_spread: tuple[int, int]  # smallest and largest gap, equal when the stream is regular
     predicted_latency: int
     predicted_initiation_interval: int
     backpressure_runs: int  # runs with random stalls, checked for equality only
+    engine: str  # the engine that streamed the whole set
+    simulated_cycles: int  # clock cycles of the whole-set runs
+    simulation_seconds: float  # wall time of the whole-set runs, simulator builds excluded
+    crosscheck_images: int = 0  # images also streamed by cocotb (0: no cross-check)
+    engines_agree: bool | None = None  # identical transcripts from both engines, every cross-checked run
+    waves: str | None = None  # FST file of the first images, relative to the build folder
+    activity: dict | None = field(default=None)  # SAIF file and its window (images and cycle range)
 
     @property
     def bit_exact(self) -> bool:
@@ -37,6 +54,13 @@ class Verification:
     def cycles_match(self) -> bool:
         return (self.latency == self.predicted_latency
                 and self.interval_spread == (self.predicted_initiation_interval,) * 2)
+
+    @property
+    def passed(self) -> bool:
+        return self.bit_exact and self.cycles_match and self.engines_agree is not False
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "bit_exact": self.bit_exact, "cycles_match": self.cycles_match}
 
 
 def torch_outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -49,50 +73,87 @@ def torch_outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return out.to(torch.int64).numpy()
 
 
-def _decode(run: StreamRun, output: dict) -> np.ndarray:
-    if output["type"] == "bipolar":
-        return np.array([unpack_bipolar(v, output["width"]) for v in run.outputs])
-    return np.array([unpack_signed(v, output["lanes"], output["lane_bits"]) for v in run.outputs])
+def input_frames(model: torch.nn.Module, x: torch.Tensor, design: Design) -> np.ndarray:
+    """Images as the build's input stream carries them: (images, transfers, elements)."""
+    with torch.no_grad():
+        elements = model.binarize_input(x).numpy()
+    if elements.ndim == 2 and elements.shape[1] % design.input.transfers == 0:
+        elements = elements.reshape(len(elements), design.input.transfers, -1)
+    return elements  # Stimulus.from_frames refuses a shape that does not fit, naming both
 
 
 def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.Tensor | None = None, *,
-                 backpressure: bool = True, seed: int = 0, progress: bool = False) -> Verification:
-    """Streams the images x (pixels, as the model takes them) through the hardware and compares every output.
-
-    One undisturbed run measures latency and initiation interval; with `backpressure`, a second run with random
-    input gaps and output stalls checks that flow control loses or corrupts nothing.
-    """
+                 backpressure: bool = True, seed: int = 0, progress: bool = False, engine: str = "both",
+                 crosscheck: int = DEFAULT_CROSSCHECK_IMAGES, waves: int = 0, activity: bool = False,
+                 log=print) -> Verification:
+    """Streams the images x (pixels, as the model takes them) through the hardware and compares every output."""
+    if engine not in ENGINE_CHOICES:
+        raise ValueError(f"engine must be one of {ENGINE_CHOICES}, not {engine!r}")
     build_dir = pathlib.Path(build_dir)
     manifest = read_manifest(build_dir)
     if not manifest.get("checkpoint"):
         raise ValueError(f"{build_dir} has no checkpoint to compare against")
+    design = Design.from_build(build_dir)
     model, _ = load_checkpoint(build_dir / CHECKPOINT)
     expected = torch_outputs(model, x)
-    with torch.no_grad():
-        packed = [pack_bipolar(row) for row in model.binarize_input(x).numpy()]
-    top = manifest["top"]
-    sim_dir = compile_simulator(build_dir / manifest["verilog"], top, build_dir / "sim")
-
-    runs = [stream_vectors(sim_dir, top, packed, name="timing", progress=progress)]
+    stimulus = design.stimulus(input_frames(model, x, design))
+    flows = [FlowControl()]
     if backpressure:
-        runs.append(stream_vectors(sim_dir, top, packed, input_gaps=0.3, output_stalls=0.3, seed=seed,
-                                   name="backpressure", progress=progress))
-    decoded = [_decode(run, manifest["output"]) for run in runs]
+        flows.append(FlowControl(*BACKPRESSURE, seed=seed))
+    whole_set_engine = "cocotb" if engine == "cocotb" else "verilator"
+
+    design.build(whole_set_engine)  # outside the timed runs
+    runs, seconds = [], 0.0
+    for flow in flows:
+        name = "backpressure" if flow.disturbed else "timing"
+        started = time.monotonic()
+        runs.append(design.run(stimulus, flow, engine=whole_set_engine, name=name, progress=progress))
+        seconds += time.monotonic() - started
+    decoded = [design.output.unpack(run.outputs).reshape(stimulus.images, -1) for run in runs]
     mismatches = sum(int((d != expected).sum()) for d in decoded)
     compared = sum(d.size for d in decoded)
+    timing = measure_timing(runs[0], stimulus)
 
-    timing = runs[0]
-    gaps = np.diff(timing.output_cycles)
-    spread = (int(gaps.min()), int(gaps.max())) if len(gaps) else (0, 0)
+    crosscheck_images, agree = 0, None
+    if engine == "both" and crosscheck > 0:
+        head = stimulus.head(crosscheck)
+        crosscheck_images = head.images
+        log(f"cross-checking the first {head.images} images with the cocotb bench "
+            f"({len(flows)} run{'s' if len(flows) > 1 else ''})...")
+        agree = True
+        for flow in flows:
+            name = f"crosscheck-{'backpressure' if flow.disturbed else 'timing'}"
+            fast = design.run(head, flow, engine="verilator", name=f"{name}-verilator")
+            slow = design.run(head, flow, engine="cocotb", name=f"{name}-cocotb")
+            agree = agree and fast.same_transcript(slow)
+
+    waves_file = None
+    if waves:
+        head = stimulus.head(waves)
+        waves_file = "waves.fst"
+        design.run(head, name="waves", waves=Waves((build_dir / waves_file).resolve(), head.images))
+        log(f"waves of the first {head.images} images: {build_dir / waves_file}")
+    activity_entry = None
+    if activity:
+        first, count = steady_state_window(design, stimulus.images)
+        saif = design.run(stimulus.head(first + count), name="activity",
+                          activity=Activity((build_dir / "activity.saif").resolve(), first, count))
+        activity_entry = {"file": "activity.saif", "first_image": first, "images": count,
+                          "cycles": list(saif.activity_cycles)}
+        log(f"switching activity of images {first}..{first + count - 1} (cycles {saif.activity_cycles[0]}.."
+            f"{saif.activity_cycles[1]}): {build_dir / 'activity.saif'}")
+
     torch_accuracy = hardware_accuracy = None
     if labels is not None:
         labels_np = labels.numpy()
         torch_accuracy = float((expected.argmax(axis=1) == labels_np).mean())
         hardware_accuracy = float((decoded[0].argmax(axis=1) == labels_np).mean())
-    cycles = manifest["cycles"]
     return Verification(
-        images=len(packed), outputs_compared=compared, mismatches=mismatches,
+        images=stimulus.images, outputs_compared=compared, mismatches=mismatches,
         torch_accuracy=torch_accuracy, hardware_accuracy=hardware_accuracy,
-        latency=timing.output_cycles[0] - timing.input_cycles[0], initiation_interval=spread[1],
-        interval_spread=spread, predicted_latency=cycles["latency"],
-        predicted_initiation_interval=cycles["initiation_interval"], backpressure_runs=len(runs) - 1)
+        latency=timing.latency, initiation_interval=timing.initiation_interval,
+        interval_spread=timing.interval_spread, predicted_latency=design.latency,
+        predicted_initiation_interval=design.interval, backpressure_runs=len(runs) - 1,
+        engine=whole_set_engine, simulated_cycles=sum(run.cycles for run in runs),
+        simulation_seconds=round(seconds, 3), crosscheck_images=crosscheck_images, engines_agree=agree,
+        waves=waves_file, activity=activity_entry)

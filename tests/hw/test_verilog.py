@@ -30,7 +30,7 @@ def test_synthesis_counts_resources(tiny_build):
     assert resources.luts > 0 and resources.flip_flops > 0
     assert resources.dsps == 0  # binary layers need no multipliers
     # The input register alone holds one bit per input pixel.
-    assert resources.flip_flops >= manifest["input"]["width"]
+    assert resources.flip_flops >= manifest["input"]["elements"]
 
 
 def test_cell_counts_are_summed_by_kind():

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from hbnn.compiler.cycles import LAYER_PIPELINE_DEPTH
 from hbnn.hw.accelerator import Accelerator
 from hbnn.hw.xnor_popcount import XnorPopcountMVU
-from hbnn.sim.packing import pack_bipolar, unpack_bipolar, unpack_signed
+from hbnn.hw.layout import StreamFormat
 
 
 def reference(weight_bits, thresholds, x):
@@ -29,7 +29,7 @@ def simulate(dut, inputs, decode, *, input_gaps=0.0, output_stalls=0.0, seed=0):
         for vector in inputs:
             while rng.random() < input_gaps:
                 await ctx.tick()
-            ctx.set(dut.i_stream.payload, pack_bipolar(vector))
+            ctx.set(dut.i_stream.payload, StreamFormat("bipolar", len(vector)).to_int(vector))
             ctx.set(dut.i_stream.valid, 1)
             await ctx.tick().until(dut.i_stream.ready)
             ctx.set(dut.i_stream.valid, 0)
@@ -69,8 +69,8 @@ def make_layer(rng, rows, columns, thresholded):
 
 def decoder(rows, columns, thresholded):
     if thresholded:
-        return lambda value: unpack_bipolar(value, rows)
-    return lambda value: unpack_signed(value, rows, columns.bit_length() + 1)
+        return StreamFormat("bipolar", rows).from_int
+    return StreamFormat("signed", rows, columns.bit_length() + 1).from_int
 
 
 @pytest.mark.parametrize("rows, columns, pe, simd, thresholded", [

@@ -1,16 +1,18 @@
 """The whole chain in Verilator: every output integer equals PyTorch's, and measured cycles equal the model's."""
+import json
+
 import numpy as np
+import pytest
 import torch
 
-from hbnn.compiler.build import read_manifest
-from hbnn.sim.cosim import compile_simulator, stream_vectors
-from hbnn.sim.packing import pack_bipolar, unpack_bipolar, unpack_signed
-from hbnn.sim.verify import verify_build
+from hbnn.sim.design import Design
+from hbnn.sim.verify import input_frames, torch_outputs, verify_build
 
 
 def test_trained_model_is_bit_exact_and_cycles_match(tiny_build, synthetic):
     count = 60
-    result = verify_build(tiny_build, synthetic.test_x[:count], synthetic.test_y[:count], backpressure=True, seed=1)
+    result = verify_build(tiny_build, synthetic.test_x[:count], synthetic.test_y[:count], backpressure=True, seed=1,
+                          crosscheck=8)
     assert result.images == count
     assert result.outputs_compared == 2 * count * synthetic.classes
     assert result.mismatches == 0
@@ -18,27 +20,48 @@ def test_trained_model_is_bit_exact_and_cycles_match(tiny_build, synthetic):
     assert result.torch_accuracy > 1.5 / synthetic.classes  # it learned something: the comparison is not trivial
     assert result.latency == result.predicted_latency
     assert result.interval_spread == (result.predicted_initiation_interval,) * 2
+    assert result.engine == "verilator" and result.crosscheck_images == 8 and result.engines_agree
+    assert result.passed
+
+
+def test_cocotb_engine_alone_gives_the_same_verdict(tiny_build, synthetic):
+    count = 12
+    result = verify_build(tiny_build, synthetic.test_x[:count], synthetic.test_y[:count], engine="cocotb", seed=1)
+    assert result.engine == "cocotb" and result.engines_agree is None
+    assert result.mismatches == 0 and result.cycles_match
 
 
 def test_a_wrong_expectation_is_detected(tiny_build, synthetic):
     """The comparison is real: the hardware outputs differ from a model with one weight changed."""
     from hbnn.quant import load_checkpoint
-    from hbnn.sim.verify import torch_outputs
 
-    manifest = read_manifest(tiny_build)
+    design = Design.from_build(tiny_build)
     model, _ = load_checkpoint(tiny_build / "model.pt")
     x = synthetic.test_x[:20]
+    stimulus = design.stimulus(input_frames(model, x, design))
     with torch.no_grad():
-        packed = [pack_bipolar(row) for row in model.binarize_input(x).numpy()]
         model.layers[-1].weight[0].neg_()
-    run = stream_vectors(tiny_build / "sim", manifest["top"], packed, name="perturbed")
-    out = manifest["output"]
-    hardware = np.array([unpack_signed(v, out["lanes"], out["lane_bits"]) for v in run.outputs])
+    run = design.run(stimulus, name="perturbed")
+    hardware = design.output.unpack(run.outputs).reshape(stimulus.images, -1)
     assert (hardware != torch_outputs(model, x)).any()
 
 
-def test_packing_round_trip():
-    vector = np.array([1, -1, -1, 1, 1])
-    assert pack_bipolar(vector) == 0b11001
-    np.testing.assert_array_equal(unpack_bipolar(0b11001, 5), vector)
-    np.testing.assert_array_equal(unpack_signed(0b1111_0011, 2, 4), [3, -1])
+def test_sim_json_and_exit_code_from_the_command(tiny_build, synthetic, capsys):
+    from hbnn.cli import main
+
+    assert main(["sim", str(tiny_build), "--count", "16", "--crosscheck", "4", "--quiet"]) == 0
+    record = json.loads((tiny_build / "sim.json").read_text())
+    assert record["bit_exact"] and record["cycles_match"] and record["engines_agree"]
+    assert record["images"] == 16 and record["crosscheck_images"] == 4
+    assert "cocotb cross-check" in capsys.readouterr().out
+
+
+def test_a_stimulus_of_the_wrong_width_is_refused(tiny_build):
+    design = Design.from_build(tiny_build)
+    with pytest.raises(ValueError, match=r"build .* takes images of shape \(transfers, elements\) = \(1, "
+                                         rf"{design.input.elements}\).*stimulus has shape \(1, 7\)"):
+        design.stimulus(np.ones((3, 1, 7), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"stimulus has shape \(2, "):
+        design.stimulus(np.ones((3, 2, design.input.elements), dtype=np.int64))
+    with pytest.raises(ValueError, match="bipolar elements must be -1 or \\+1"):
+        design.stimulus(np.zeros((3, 1, design.input.elements), dtype=np.int64))
