@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-cosim clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# Verilator's FST waveform writer (`hbnn sim --waves`) compiles against lz4: Debian's liblz4-dev, installed here
+# when its header is missing (CI and the developers' machines run as root; elsewhere the message says what to do).
+LZ4_HEADER := /usr/include/lz4.h
+
+$(LZ4_HEADER):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq liblz4-dev >/dev/null || { apt-get update -qq && apt-get install -y -qq liblz4-dev >/dev/null; }; \
+	else \
+		echo "hbnn needs lz4.h for FST waveforms: sudo apt-get install liblz4-dev"; exit 1; \
+	fi
+
 # torch first, pinned: it is the CPU build available locally; an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml | $(BIN)/python $(LZ4_HEADER)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -24,6 +35,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-cosim: $(STAMP)
+	$(BIN)/python bench/cosim_speed.py
 
 clean:
 	rm -rf build runs sim_build

@@ -50,19 +50,34 @@ def _verilator_version(env: dict) -> str:
 
 
 def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pathlib.Path,
-                 trace: str | None = None) -> pathlib.Path:
-    """Verilates the design with the streaming driver; returns the executable. Cached by content."""
+                 trace: str | None = None, *, optimization: str | None = None, threads: int = 1,
+                 driver_source: pathlib.Path = DRIVER_SOURCE) -> pathlib.Path:
+    """Verilates the design with the streaming driver; returns the executable. Cached by content.
+
+    optimization (e.g. "-O3") and threads override the defaults above, and driver_source the driver: the speed
+    benchmark compares them (bench/cosim_speed.py); hbnn itself uses the defaults.
+    """
     if trace not in TRACE_KINDS:
         raise ValueError(f"trace must be one of {list(TRACE_KINDS)}, not {trace!r}")
     env = dict(os.environ, **verilator_environment())
+    variant = [trace or "plain"]
+    if optimization is not None:
+        env["MAKEFLAGS"] += f" OPT_FAST={optimization} OPT_GLOBAL={optimization}"
+        variant.append(optimization.lstrip("-"))
+    if threads != 1:
+        variant.append(f"threads{threads}")
+    if driver_source != DRIVER_SOURCE:
+        variant.append(driver_source.stem)
     verilog_path = pathlib.Path(verilog_path).resolve()
     args = [*_DRIVER_ARGS, *VERILATOR_MODEL_ARGS, *TRACE_KINDS[trace], "--top-module", top]
+    if threads != 1:
+        args += ["--threads", str(threads)]
     key = hashlib.sha256()
-    for part in (verilog_path.read_bytes(), DRIVER_SOURCE.read_bytes(), " ".join(args).encode(),
+    for part in (verilog_path.read_bytes(), driver_source.read_bytes(), " ".join(args).encode(),
                  env["MAKEFLAGS"].encode(), _verilator_version(env).encode()):
         key.update(hashlib.sha256(part).digest())
     key = key.hexdigest()
-    directory = pathlib.Path(sim_root).resolve() / f"verilator-{trace or 'plain'}"
+    directory = pathlib.Path(sim_root).resolve() / f"verilator-{'-'.join(variant)}"
     executable = directory / "driver"
     stamp = directory / "content.sha256"
     if executable.exists() and stamp.exists() and stamp.read_text().strip() == key:
@@ -71,7 +86,7 @@ def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pat
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     result = subprocess.run(["verilator", *args, "-Mdir", str(staging), "-o", "driver", str(verilog_path),
-                             str(DRIVER_SOURCE)], capture_output=True, text=True, env=env)
+                             str(driver_source)], capture_output=True, text=True, env=env)
     (staging / "build.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
