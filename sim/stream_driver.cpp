@@ -112,6 +112,139 @@ std::vector<uint32_t> read_words(const std::string& path, size_t count) {
     return words;
 }
 
+// Waveforms (FST) and switching activity (SAIF), compiled in only when the model was verilated with
+// --trace-fst / --trace-saif; a plain build carries neither and this class does nothing.
+class Traces {
+public:
+    Traces(Vdut& top, const Options& options, uint64_t outputs_per_image) {
+#if VM_TRACE_FST
+        // Waves from time 0 until `wave_images` images have left the design.
+        wave_outputs_ = options.number("wave_images") * outputs_per_image;
+        waves_ = std::make_unique<VerilatedFstC>();
+        top.trace(waves_.get(), 99);
+        waves_->open(options.text("waves").c_str());
+#endif
+#if VM_TRACE_SAIF
+        // Switching activity over a window of whole cycles in steady state, [from, to): from the cycle after image
+        // `saif_first`-1 left the design to the cycle after image `saif_first`+`saif_images`-1 left it. SAIF time
+        // is relative to the window (Verilator's SAIF writer measures its duration from time 0), so DURATION is
+        // 10 ns per cycle of the window; the closing dump is the low half of cycle `to`.
+        saif_path_ = options.text("saif");
+        open_at_ = options.number("saif_first") * outputs_per_image;
+        close_at_ = open_at_ + options.number("saif_images") * outputs_per_image;
+        activity_ = std::make_unique<VerilatedSaifC>();
+        top.trace(activity_.get(), 99);
+#endif
+        (void)top, (void)options, (void)outputs_per_image;
+    }
+
+    // After each half-cycle's eval, at `time` half periods since reset.
+    void dump(uint64_t time) {
+#if VM_TRACE_FST
+        if (waves_) waves_->dump(time * 5);
+#endif
+#if VM_TRACE_SAIF
+        if (window_ == Window::open || window_ == Window::closing) activity_->dump((time - origin_) * 5);
+        if (window_ == Window::closing) {
+            activity_->close();
+            window_ = Window::after;
+        }
+#endif
+        (void)time;
+    }
+
+    // After the rising edge that completed output transfer number `outputs`; `cycle` and `time` are the next ones.
+    void output_taken(size_t outputs, uint64_t cycle, uint64_t time) {
+#if VM_TRACE_FST
+        if (waves_ && outputs >= wave_outputs_) {
+            waves_->close();
+            waves_.reset();
+        }
+#endif
+#if VM_TRACE_SAIF
+        if (window_ == Window::before && outputs == open_at_) {
+            activity_->open(saif_path_.c_str());
+            window_ = Window::open;
+            origin_ = time;
+            from_ = cycle;
+        } else if (window_ == Window::open && outputs == close_at_) {
+            window_ = Window::closing;
+            to_ = cycle;
+        }
+#endif
+        (void)outputs, (void)cycle, (void)time;
+    }
+
+    // True when the activity window ended with the run and still needs its closing dump (one more low half-cycle).
+    bool needs_closing_dump() const {
+#if VM_TRACE_SAIF
+        return window_ == Window::closing;
+#else
+        return false;
+#endif
+    }
+
+    void finish() {
+#if VM_TRACE_FST
+        if (waves_) waves_->close();
+#endif
+#if VM_TRACE_SAIF
+        if (window_ == Window::open) activity_->close();  // incomplete: the window reads [from, 0]
+#endif
+    }
+
+    // Extra members of the status JSON.
+    void write_status(FILE* file) const {
+#if VM_TRACE_SAIF
+        std::fprintf(file, ", \"activity_cycles\": [%" PRIu64 ", %" PRIu64 "]", from_, to_);
+#endif
+        (void)file;
+    }
+
+private:
+#if VM_TRACE_FST
+    std::unique_ptr<VerilatedFstC> waves_;
+    uint64_t wave_outputs_ = 0;
+#endif
+#if VM_TRACE_SAIF
+    enum class Window { before, open, closing, after };
+    std::unique_ptr<VerilatedSaifC> activity_;
+    std::string saif_path_;
+    uint64_t open_at_ = 0, close_at_ = 0;
+    Window window_ = Window::before;
+    uint64_t origin_ = 0, from_ = 0, to_ = 0;
+#endif
+};
+
+// What the run recorded, and how it ended.
+struct Transcript {
+    std::vector<uint32_t> outputs;
+    std::vector<uint64_t> input_cycles, output_cycles;
+    const char* status = "done";
+    uint64_t cycles = 0;
+    int64_t input_blocked_since = -1;  // cycle since which the design refuses an offered input, or -1
+    int64_t output_empty_since = -1;   // cycle since which o_stream.valid is low, or -1
+
+    void write(const Options& options, size_t out_words, const Traces& traces) const {
+        FILE* file = std::fopen(options.text("output").c_str(), "wb");
+        if (!file) fail("cannot write " + options.text("output"));
+        std::fwrite(outputs.data(), sizeof(uint32_t), output_cycles.size() * out_words, file);
+        std::fwrite(input_cycles.data(), sizeof(uint64_t), input_cycles.size(), file);
+        std::fwrite(output_cycles.data(), sizeof(uint64_t), output_cycles.size(), file);
+        std::fclose(file);
+        file = std::fopen(options.text("status").c_str(), "w");
+        if (!file) fail("cannot write " + options.text("status"));
+        std::fprintf(file,
+                     "{\"status\": \"%s\", \"cycles\": %" PRIu64 ", \"inputs\": %zu, \"outputs\": %zu, "
+                     "\"input_blocked_since\": %" PRId64 ", \"output_empty_since\": %" PRId64,
+                     status, cycles, input_cycles.size(), output_cycles.size(), input_blocked_since,
+                     output_empty_since);
+        traces.write_status(file);
+        std::fprintf(file, "}\n");
+        std::fclose(file);
+    }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,41 +265,12 @@ int main(int argc, char** argv) {
     auto context = std::make_unique<VerilatedContext>();
     context->traceEverOn(true);
     auto top = std::make_unique<Vdut>(context.get(), "hbnn_top");
-
-#if VM_TRACE_FST
-    // Waves from time 0 until `wave_images` images have left the design.
-    const uint64_t wave_outputs = options.number("wave_images") * outputs_per_image;
-    auto waves = std::make_unique<VerilatedFstC>();
-    top->trace(waves.get(), 99);
-    waves->open(options.text("waves").c_str());
-#endif
-#if VM_TRACE_SAIF
-    // Switching activity over a window of whole cycles in steady state, [from, to): from the cycle after image
-    // `saif_first`-1 left the design to the cycle after image `saif_first`+`saif_images`-1 left it. SAIF time is
-    // relative to the window (Verilator's SAIF writer measures its duration from time 0), so DURATION = 10 ns per
-    // cycle of the window; the closing dump is the low half of cycle `to`.
-    const uint64_t saif_open_at = options.number("saif_first") * outputs_per_image;
-    const uint64_t saif_close_at = saif_open_at + options.number("saif_images") * outputs_per_image;
-    auto activity = std::make_unique<VerilatedSaifC>();
-    top->trace(activity.get(), 99);
-    enum class Window { before, open, closing, after } window = Window::before;
-    uint64_t activity_origin = 0, activity_from = 0, activity_to = 0;
-#endif
+    Traces traces(*top, options, outputs_per_image);
     uint64_t time = 0;  // in half clock periods of 5 ns (the cocotb bench's 10 ns clock)
     auto half_cycle = [&](uint8_t clock) {
         top->clk = clock;
         top->eval();
-#if VM_TRACE_FST
-        if (waves) waves->dump(time * 5);
-#endif
-#if VM_TRACE_SAIF
-        if (window == Window::open || window == Window::closing) activity->dump((time - activity_origin) * 5);
-        if (window == Window::closing) {
-            activity->close();
-            window = Window::after;
-        }
-#endif
-        ++time;
+        traces.dump(time++);
     };
 
     // Reset: two rising edges with rst high, as the cocotb bench does.
@@ -179,19 +283,16 @@ int main(int argc, char** argv) {
     }
     top->rst = 0;
 
-    std::vector<uint32_t> outputs(expected_outputs * out_words);
-    std::vector<uint64_t> input_cycles, output_cycles;
-    input_cycles.reserve(transfers);
-    output_cycles.reserve(expected_outputs);
+    Transcript run;
+    run.outputs.resize(expected_outputs * out_words);
+    run.input_cycles.reserve(transfers);
+    run.output_cycles.reserve(expected_outputs);
     size_t next_input = 0;
     bool offering = false;
     uint64_t cycle = 0, last_handshake = 0;
-    int64_t input_blocked_since = -1;  // cycle since which the design refuses an offered input, or -1
-    int64_t output_empty_since = -1;   // cycle since which o_stream.valid is low, or -1
-    const char* status = "done";
-    while (output_cycles.size() < expected_outputs) {
-        if (cycle >= max_cycles) { status = "cycle_budget"; break; }
-        if (cycle - last_handshake >= idle_cycles) { status = "idle"; break; }
+    while (run.output_cycles.size() < expected_outputs) {
+        if (cycle >= max_cycles) { run.status = "cycle_budget"; break; }
+        if (cycle - last_handshake >= idle_cycles) { run.status = "idle"; break; }
         const uint64_t input_draw = rng.next();
         const uint64_t output_draw = rng.next();
         if (!offering && next_input < transfers && input_draw >= gap_threshold) {
@@ -204,73 +305,33 @@ int main(int argc, char** argv) {
         half_cycle(0);  // settle: valid/ready of this cycle are now visible
         const bool input_fires = offering && top->I_READY;
         const bool output_fires = consumer_ready && top->O_VALID;
-        if (offering && !top->I_READY && input_blocked_since < 0) input_blocked_since = cycle;
-        if (top->O_VALID) output_empty_since = -1;
-        else if (output_empty_since < 0) output_empty_since = cycle;
+        if (offering && !top->I_READY && run.input_blocked_since < 0) run.input_blocked_since = cycle;
+        if (top->O_VALID) run.output_empty_since = -1;
+        else if (run.output_empty_since < 0) run.output_empty_since = cycle;
         if (input_fires) {
-            input_cycles.push_back(cycle);
+            run.input_cycles.push_back(cycle);
             ++next_input;
             offering = false;
-            input_blocked_since = -1;
+            run.input_blocked_since = -1;
             last_handshake = cycle;
         }
         if (output_fires) {
-            store_payload(top->O_PAYLOAD, &outputs[output_cycles.size() * out_words], out_words);
-            output_cycles.push_back(cycle);
+            store_payload(top->O_PAYLOAD, &run.outputs[run.output_cycles.size() * out_words], out_words);
+            run.output_cycles.push_back(cycle);
             last_handshake = cycle;
         }
         half_cycle(1);
         ++cycle;
-        if (output_fires) {
-#if VM_TRACE_FST
-            if (waves && output_cycles.size() >= wave_outputs) {
-                waves->close();
-                waves.reset();
-            }
-#endif
-#if VM_TRACE_SAIF
-            if (window == Window::before && output_cycles.size() == saif_open_at) {
-                activity->open(options.text("saif").c_str());
-                window = Window::open;
-                activity_origin = time;
-                activity_from = cycle;
-            } else if (window == Window::open && output_cycles.size() == saif_close_at) {
-                window = Window::closing;
-                activity_to = cycle;
-            }
-#endif
-        }
+        if (output_fires) traces.output_taken(run.output_cycles.size(), cycle, time);
         if (progress_every && cycle % progress_every == 0) {
-            std::printf("progress %zu\n", output_cycles.size() / outputs_per_image);
+            std::printf("progress %zu\n", run.output_cycles.size() / outputs_per_image);
             std::fflush(stdout);
         }
     }
-#if VM_TRACE_FST
-    if (waves) waves->close();
-#endif
-#if VM_TRACE_SAIF
-    if (window == Window::closing) half_cycle(0);  // the window ended with the run: its closing dump
-    if (window == Window::open) activity->close();  // incomplete: activity_cycles stays [0, 0]
-#endif
+    run.cycles = cycle;
+    if (traces.needs_closing_dump()) half_cycle(0);
+    traces.finish();
     top->final();
-
-    FILE* file = std::fopen(options.text("output").c_str(), "wb");
-    if (!file) fail("cannot write " + options.text("output"));
-    std::fwrite(outputs.data(), sizeof(uint32_t), output_cycles.size() * out_words, file);
-    std::fwrite(input_cycles.data(), sizeof(uint64_t), input_cycles.size(), file);
-    std::fwrite(output_cycles.data(), sizeof(uint64_t), output_cycles.size(), file);
-    std::fclose(file);
-
-    file = std::fopen(options.text("status").c_str(), "w");
-    if (!file) fail("cannot write " + options.text("status"));
-    std::fprintf(file,
-                 "{\"status\": \"%s\", \"cycles\": %" PRIu64 ", \"inputs\": %zu, \"outputs\": %zu, "
-                 "\"input_blocked_since\": %" PRId64 ", \"output_empty_since\": %" PRId64,
-                 status, cycle, input_cycles.size(), output_cycles.size(), input_blocked_since, output_empty_since);
-#if VM_TRACE_SAIF
-    std::fprintf(file, ", \"activity_cycles\": [%" PRIu64 ", %" PRIu64 "]", activity_from, activity_to);
-#endif
-    std::fprintf(file, "}\n");
-    std::fclose(file);
+    run.write(options, out_words, traces);
     return 0;
 }

@@ -4,10 +4,12 @@ Builds are cached by content: a build directory is reused while the Verilog, the
 Verilator version are those it was built from, and rebuilt (into a fresh directory, swapped in when complete)
 otherwise.
 
-C++ optimization (the per-cycle code; measured with `python bench/cosim_speed.py`, see docs/cosim.md): -Os, which is
-Verilator's own default. It builds within about 10% of -O0's time and runs 3-4x faster than -O0, so one level serves
-short checks and long runs alike; -O3 costs 2-3x the build time and was slower on the demo's digits design.
-Verilator's --threads 2 is not used: on 2 cores it was slower on the digits design and erratic on the largest.
+C++ optimization of the model (measured by bench/cosim_speed.py on 2 cores; docs/cosim.md has the table): -Os,
+Verilator's own default, for short checks and long runs alike. Against -O0 it takes 0.3-2.9 s longer to build and
+runs 2.8-4.2x faster, so it wins from a few hundred thousand cycles on; a check shorter than that is over in seconds
+either way. -O3 builds 1.4-1.6x longer than -Os and ran 10% slower on the demo's digits design and 22% faster on its
+Fashion-MNIST design, where it pays off only after about 7 million cycles; not worth a rule on two data points.
+Verilator's --threads 2 is not used: 38% slower on the digits design, 10% faster on the Fashion-MNIST one.
 """
 from __future__ import annotations
 
@@ -23,12 +25,13 @@ from .flow_control import CycleBudget, FlowControl
 from .stimulus import Stimulus
 from .transcript import CosimError, StreamRun, read_transcript
 
-__all__ = ["DRIVER_SOURCE", "TRACE_KINDS", "Waves", "Activity", "build_driver", "run_driver"]
+__all__ = ["CXX_OPTIMIZATION", "DRIVER_SOURCE", "TRACE_KINDS", "Waves", "Activity", "build_driver", "run_driver"]
 
 DRIVER_SOURCE = pathlib.Path(__file__).with_name("stream_driver.cpp")
 TRACE_KINDS = {None: (), "fst": ("--trace-fst",), "saif": ("--trace-saif",)}
 # The driver dumps traces in nanoseconds, 5 per half period (the cocotb bench's 10 ns clock).
 _DRIVER_ARGS = ("--cc", "--exe", "--build", "-j", "2", "--prefix", "Vdut", "--timescale", "1ns/1ns")
+CXX_OPTIMIZATION = "-Os"  # see the module docstring
 PROGRESS_EVERY = 1 << 16  # cycles between progress lines (a few per second at the driver's speed)
 
 
@@ -54,15 +57,14 @@ def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pat
                  driver_source: pathlib.Path = DRIVER_SOURCE) -> pathlib.Path:
     """Verilates the design with the streaming driver; returns the executable. Cached by content.
 
-    optimization (e.g. "-O3") and threads override the defaults above, and driver_source the driver: the speed
+    optimization (e.g. "-O3") and threads override CXX_OPTIMIZATION and one thread, and driver_source the driver: the speed
     benchmark compares them (bench/cosim_speed.py); hbnn itself uses the defaults.
     """
     if trace not in TRACE_KINDS:
         raise ValueError(f"trace must be one of {list(TRACE_KINDS)}, not {trace!r}")
-    env = dict(os.environ, **verilator_environment())
+    env = dict(os.environ, **verilator_environment(optimization or CXX_OPTIMIZATION))
     variant = [trace or "plain"]
     if optimization is not None:
-        env["MAKEFLAGS"] += f" OPT_FAST={optimization} OPT_GLOBAL={optimization}"
         variant.append(optimization.lstrip("-"))
     if threads != 1:
         variant.append(f"threads{threads}")
