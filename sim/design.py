@@ -14,7 +14,8 @@ from .stimulus import Stimulus
 from .transcript import StreamRun
 from .verilator_engine import Activity, Waves, build_driver, run_driver
 
-__all__ = ["ENGINES", "ENGINE_CHOICES", "DEFAULT_CROSSCHECK_IMAGES", "Design", "Timing", "measure_timing", "steady_state_window"]
+__all__ = ["ENGINES", "ENGINE_CHOICES", "DEFAULT_CROSSCHECK_IMAGES", "Design", "Timing", "measure_timing",
+           "steady_state_window"]
 
 ENGINES = ("verilator", "cocotb")
 ENGINE_CHOICES = ("both", *ENGINES)  # both: verilator streams the set, cocotb cross-checks the first images

@@ -34,8 +34,21 @@ class StreamRun:
     activity_cycles: tuple[int, int] | None = None  # [from, to) of the switching-activity window, when recorded
 
     def same_transcript(self, other: StreamRun) -> bool:
-        return (np.array_equal(self.outputs, other.outputs) and np.array_equal(self.input_cycles, other.input_cycles)
-                and np.array_equal(self.output_cycles, other.output_cycles))
+        return self.first_difference(other) is None
+
+    def first_difference(self, other: StreamRun) -> str | None:
+        """Where two transcripts first differ, in words, or None when they are identical."""
+        for what, mine, theirs in (("input handshake", self.input_cycles, other.input_cycles),
+                                   ("output handshake", self.output_cycles, other.output_cycles),
+                                   ("output transfer", self.outputs, other.outputs)):
+            if len(mine) != len(theirs):
+                return f"{len(mine)} vs {len(theirs)} {what}s"
+            differing = np.flatnonzero((mine != theirs).reshape(len(mine), -1).any(axis=1))
+            if differing.size:
+                index = int(differing[0])
+                return (f"{what} {index}: {mine[index].tolist()} ({self.engine}) vs {theirs[index].tolist()} "
+                        f"({other.engine})")
+        return None
 
 
 def write_transcript(directory: pathlib.Path, name: str, *, outputs: np.ndarray, input_cycles, output_cycles,

@@ -125,7 +125,10 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
             name = f"crosscheck-{'backpressure' if flow.disturbed else 'timing'}"
             fast = design.run(head, flow, engine="verilator", name=f"{name}-verilator")
             slow = design.run(head, flow, engine="cocotb", name=f"{name}-cocotb")
-            agree = agree and fast.same_transcript(slow)
+            difference = fast.first_difference(slow)
+            if difference is not None:
+                agree = False
+                log(f"the engines disagree on run '{name}': {difference}")
 
     waves_file = None
     if waves:

@@ -4,12 +4,12 @@ Builds are cached by content: a build directory is reused while the Verilog, the
 Verilator version are those it was built from, and rebuilt (into a fresh directory, swapped in when complete)
 otherwise.
 
-C++ optimization of the model (measured by bench/cosim_speed.py on 2 cores; docs/cosim.md has the table): -Os,
+C++ optimization of the model (measured by bench/cosim_speed.py on 2 cores; docs/cosim.md has the tables): -Os,
 Verilator's own default, for short checks and long runs alike. Against -O0 it takes 0.3-2.9 s longer to build and
-runs 2.8-4.2x faster, so it wins from a few hundred thousand cycles on; a check shorter than that is over in seconds
-either way. -O3 builds 1.4-1.6x longer than -Os and ran 10% slower on the demo's digits design and 22% faster on its
-Fashion-MNIST design, where it pays off only after about 7 million cycles; not worth a rule on two data points.
-Verilator's --threads 2 is not used: 38% slower on the digits design, 10% faster on the Fashion-MNIST one.
+runs 2.5-4.3x faster, so it wins from a few hundred thousand cycles on; a check shorter than that is over in seconds
+either way. -O3 builds 1.4-2.1x longer and was 10-12% slower on the demo's digits design, 22-26% faster on its
+Fashion-MNIST design (paying off after 7-10 million cycles). Verilator's --threads 2 is not used: 30-88% slower on
+the smaller designs, and between 6% slower and 60% faster on the largest, from run to run, on 2 cores.
 """
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pat
                  driver_source: pathlib.Path = DRIVER_SOURCE) -> pathlib.Path:
     """Verilates the design with the streaming driver; returns the executable. Cached by content.
 
-    optimization (e.g. "-O3") and threads override CXX_OPTIMIZATION and one thread, and driver_source the driver: the speed
-    benchmark compares them (bench/cosim_speed.py); hbnn itself uses the defaults.
+    optimization (e.g. "-O3"), threads and driver_source replace CXX_OPTIMIZATION, one thread and the stream
+    driver: the speed benchmark compares them (bench/cosim_speed.py); hbnn itself uses the defaults.
     """
     if trace not in TRACE_KINDS:
         raise ValueError(f"trace must be one of {list(TRACE_KINDS)}, not {trace!r}")

@@ -3,6 +3,7 @@ import filecmp
 import json
 
 import numpy as np
+import pytest
 
 from hbnn.boards import get_board
 from hbnn.compiler.build import compile_checkpoint, read_manifest
@@ -39,3 +40,9 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         assert "not an hbnn build folder" in str(error)
     else:
         raise AssertionError("read_manifest accepted an empty folder")
+
+
+def test_a_build_folder_of_another_manifest_version_is_refused(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "hbnn-build", "version": 1}))
+    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 2: compile the checkpoint"):
+        read_manifest(tmp_path)

@@ -49,11 +49,19 @@ def test_a_wrong_expectation_is_detected(tiny_build, synthetic):
 def test_sim_json_and_exit_code_from_the_command(tiny_build, synthetic, capsys):
     from hbnn.cli import main
 
-    assert main(["sim", str(tiny_build), "--count", "16", "--crosscheck", "4", "--quiet"]) == 0
+    assert main(["sim", str(tiny_build), "--count", "16", "--crosscheck", "4", "--quiet", "--waves", "2",
+                 "--activity"]) == 0
     record = json.loads((tiny_build / "sim.json").read_text())
     assert record["bit_exact"] and record["cycles_match"] and record["engines_agree"]
     assert record["images"] == 16 and record["crosscheck_images"] == 4
     assert "cocotb cross-check" in capsys.readouterr().out
+    assert record["waves"] == "waves.fst" and (tiny_build / "waves.fst").stat().st_size > 0
+    window = record["activity"]
+    interval = record["predicted_initiation_interval"]
+    assert window["first_image"] >= 1 and window["first_image"] + window["images"] <= 16
+    assert window["cycles"][1] - window["cycles"][0] == window["images"] * interval
+    duration = 10 * window["images"] * interval
+    assert f"(DURATION {duration})" in (tiny_build / window["file"]).read_text()
 
 
 def test_a_stimulus_of_the_wrong_width_is_refused(tiny_build):

@@ -135,3 +135,23 @@ def test_an_unknown_engine_is_refused(triple_sum):
     design = triple_sum(1)
     with pytest.raises(ValueError, match="engine must be one of"):
         design.run(design.stimulus(random_frames(design, 1, seed=0)), engine="icarus")
+
+
+def test_a_transcript_difference_is_located(triple_sum):
+    design = triple_sum(1)
+    stimulus = design.stimulus(random_frames(design, 3, seed=0))
+    calm = design.run(stimulus, name="calm-diff")
+    busy = design.run(stimulus, FlowControl(0.5, 0.0, seed=1), name="busy-diff")
+    assert calm.first_difference(calm) is None
+    difference = calm.first_difference(busy)
+    assert difference.startswith("input handshake ") and "(verilator) vs" in difference
+
+
+def test_the_steady_state_window_starts_once_the_pipeline_is_full(triple_sum):
+    from hbnn.sim.design import steady_state_window
+
+    design = triple_sum(1)  # latency 6, interval 6: full after one image
+    assert steady_state_window(design, images=100) == (1, 64)
+    assert steady_state_window(design, images=10) == (1, 9)
+    with pytest.raises(ValueError, match="switching activity needs more than 1 images"):
+        steady_state_window(design, images=1)
