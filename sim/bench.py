@@ -83,7 +83,7 @@ async def stream_transfers(dut):
 
     output_words = np.array([[(value >> (32 * i)) & 0xFFFFFFFF for i in range(out_words)] for value in outputs],
                             dtype="<u4").reshape(len(outputs), out_words)
-    write_transcript(pathlib.Path(config["directory"]), config["name"], outputs=output_words,
+    write_transcript(config["output"], config["status"], outputs=output_words,
                      input_cycles=input_cycles, output_cycles=output_cycles,
                      status={"status": status, "cycles": cycle, "inputs": len(input_cycles),
                              "outputs": len(output_cycles), "input_blocked_since": input_blocked_since,

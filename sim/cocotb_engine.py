@@ -16,7 +16,7 @@ import time
 from ..toolchain import VERILATOR_MODEL_ARGS, use_verilator
 from .flow_control import CycleBudget, FlowControl
 from .stimulus import Stimulus
-from .transcript import StreamRun, read_transcript
+from .transcript import StreamRun, prepare_run, read_transcript
 
 __all__ = ["COCOTB_CXX_OPTIMIZATION", "build_cocotb", "run_cocotb"]
 
@@ -61,22 +61,12 @@ def run_cocotb(build_dir: pathlib.Path, top: str, stimulus: Stimulus, flow: Flow
 
     use_verilator(COCOTB_CXX_OPTIMIZATION)
     directory = pathlib.Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    stimulus_path = directory / f"{name}.stimulus.bin"
-    stimulus.write(stimulus_path)
-    for suffix in ("transcript.bin", "status.json"):
-        (directory / f"{name}.{suffix}").unlink(missing_ok=True)
     progress_path = directory / f"{name}.progress"
     progress_path.unlink(missing_ok=True)
-    gap_threshold, stall_threshold = flow.thresholds
+    config = prepare_run(directory, name, stimulus, flow, budget)
+    config["progress"] = str(progress_path) if progress else None
     config_path = directory / f"{name}.config.json"
-    config_path.write_text(json.dumps({
-        "stimulus": str(stimulus_path), "directory": str(directory), "name": name,
-        "transfers": stimulus.input_transfers, "in_words": stimulus.input.words, "out_words": stimulus.output.words,
-        "outputs": stimulus.output_transfers, "outputs_per_image": stimulus.output.transfers,
-        "gap_threshold": gap_threshold, "stall_threshold": stall_threshold, "seed": flow.seed,
-        "max_cycles": budget.max_cycles, "idle_cycles": budget.idle_cycles,
-        "progress": str(progress_path) if progress else None}))
+    config_path.write_text(json.dumps(config))
 
     def simulate():
         return get_runner("verilator").test(

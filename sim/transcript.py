@@ -1,4 +1,6 @@
-"""What a co-simulation run recorded, in the one file format both engines write.
+"""A co-simulation run's files and parameters, the same for both engines, and what the run recorded.
+
+<name>.stimulus.bin: the packed input transfers (see Stimulus). prepare_run returns the protocol's parameters.
 
 <name>.transcript.bin: the output payloads (uint32 words, `words` per transfer), then the cycle of every input
 handshake (uint64), then the cycle of every output handshake (uint64). <name>.status.json: how the run ended
@@ -13,7 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CosimError", "SimulationStalled", "StreamRun", "read_transcript", "write_transcript"]
+from .flow_control import CycleBudget, FlowControl
+from .stimulus import Stimulus
+
+__all__ = ["CosimError", "SimulationStalled", "StreamRun", "prepare_run", "read_transcript", "write_transcript"]
 
 
 class CosimError(RuntimeError):
@@ -51,14 +56,34 @@ class StreamRun:
         return None
 
 
-def write_transcript(directory: pathlib.Path, name: str, *, outputs: np.ndarray, input_cycles, output_cycles,
-                     status: dict) -> None:
+def prepare_run(directory: pathlib.Path, name: str, stimulus: Stimulus, flow: FlowControl,
+                budget: CycleBudget) -> dict:
+    """Writes the stimulus, removes the results of an earlier run of the same name, and returns the parameters of
+    the protocol as both engines take them: stream_driver.cpp's key=value arguments, the cocotb bench's config."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stimulus_path = directory / f"{name}.stimulus.bin"
+    stimulus.write(stimulus_path)
+    output_path, status_path = directory / f"{name}.transcript.bin", directory / f"{name}.status.json"
+    output_path.unlink(missing_ok=True)
+    status_path.unlink(missing_ok=True)
+    gap_threshold, stall_threshold = flow.thresholds
+    return {
+        "stimulus": str(stimulus_path), "output": str(output_path), "status": str(status_path),
+        "transfers": stimulus.input_transfers, "in_words": stimulus.input.words, "out_words": stimulus.output.words,
+        "outputs": stimulus.output_transfers, "outputs_per_image": stimulus.output.transfers,
+        "gap_threshold": gap_threshold, "stall_threshold": stall_threshold, "seed": flow.seed,
+        "max_cycles": budget.max_cycles, "idle_cycles": budget.idle_cycles,
+    }
+
+
+def write_transcript(output_path: str | pathlib.Path, status_path: str | pathlib.Path, *, outputs: np.ndarray,
+                     input_cycles, output_cycles, status: dict) -> None:
     """Used by the cocotb bench; the C++ driver writes the same layout itself."""
-    with open(directory / f"{name}.transcript.bin", "wb") as file:
+    with open(output_path, "wb") as file:
         file.write(np.ascontiguousarray(outputs, dtype="<u4").tobytes())
         file.write(np.asarray(input_cycles, dtype="<u8").tobytes())
         file.write(np.asarray(output_cycles, dtype="<u8").tobytes())
-    (directory / f"{name}.status.json").write_text(json.dumps(status) + "\n")
+    pathlib.Path(status_path).write_text(json.dumps(status) + "\n")
 
 
 def _stall_report(status: dict, input_transfers: int, output_transfers: int) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..toolchain import VERILATOR_MODEL_ARGS, verilator_environment
 from .flow_control import CycleBudget, FlowControl
 from .stimulus import Stimulus
-from .transcript import CosimError, StreamRun, read_transcript
+from .transcript import CosimError, StreamRun, prepare_run, read_transcript
 
 __all__ = ["CXX_OPTIMIZATION", "DRIVER_SOURCE", "TRACE_KINDS", "Waves", "Activity", "build_driver", "run_driver"]
 
@@ -104,22 +104,8 @@ def run_driver(executable: pathlib.Path, stimulus: Stimulus, flow: FlowControl, 
                directory: pathlib.Path, name: str, label: str, progress: bool = False,
                waves: Waves | None = None, activity: Activity | None = None) -> StreamRun:
     """Streams the stimulus through the driver; raises SimulationStalled when the design stops producing."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stimulus_path = directory / f"{name}.stimulus.bin"
-    stimulus.write(stimulus_path)
-    for suffix in ("transcript.bin", "status.json"):
-        (directory / f"{name}.{suffix}").unlink(missing_ok=True)
-    gap_threshold, stall_threshold = flow.thresholds
-    options = {
-        "stimulus": stimulus_path, "output": directory / f"{name}.transcript.bin",
-        "status": directory / f"{name}.status.json",
-        "transfers": stimulus.input_transfers, "in_words": stimulus.input.words,
-        "out_words": stimulus.output.words, "outputs": stimulus.output_transfers,
-        "outputs_per_image": stimulus.output.transfers,
-        "gap_threshold": gap_threshold, "stall_threshold": stall_threshold, "seed": flow.seed,
-        "max_cycles": budget.max_cycles, "idle_cycles": budget.idle_cycles,
-        "progress_every": PROGRESS_EVERY if progress else 0,
-    }
+    options = prepare_run(directory, name, stimulus, flow, budget)
+    options["progress_every"] = PROGRESS_EVERY if progress else 0
     if waves is not None:
         options.update(waves=waves.path, wave_images=waves.images)
     if activity is not None:
