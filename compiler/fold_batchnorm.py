@@ -1,8 +1,8 @@
 """Pass: BinaryDense -> [BatchNorm] -> Sign becomes BinaryDense -> Threshold (integer thresholds on the accumulator).
 
-The accumulator of a binary dense layer with MW inputs can only take the MW + 1 values -MW, -MW + 2, ..., MW, so the
-pass evaluates the batch norm (in float32, with the exact op sequence PyTorch runs) on every one of them and reads off
-where the sign changes. That is exact by construction: no reasoning about float rounding at the boundary is needed.
+The accumulator of a binary dense layer with MW inputs takes the values -MW, -MW + 2, ..., MW. The batch norm is
+evaluated in float32 with the exact op sequence PyTorch runs, and hbnn.compiler.multithreshold bisects that exact
+function for where the sign changes: exact by construction, no reasoning about float rounding at the boundary.
 The output is a monotone step in the accumulator; a negative batch-norm scale makes it a falling step, stored as a
 flipped comparison (-acc >= t).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .check import GraphError, check_graph
+from .multithreshold import fold_steps
 from .ir import BatchNorm, BinaryDense, Graph, Sign, Threshold
 
 __all__ = ["fold_batchnorm_sign", "sign_step_thresholds"]
@@ -18,29 +19,13 @@ __all__ = ["fold_batchnorm_sign", "sign_step_thresholds"]
 
 def sign_step_thresholds(name: str, in_features: int, batchnorm: BatchNorm | None) -> Threshold:
     """The Threshold equal to sign(batchnorm(acc)) for every reachable accumulator value acc."""
-    reachable = np.arange(-in_features, in_features + 1, 2, dtype=np.int64)
-    if batchnorm is None:
-        positive = np.broadcast_to((reachable >= 0)[:, None], (reachable.size, 1))
-    else:
-        grid = np.broadcast_to(reachable[:, None], (reachable.size, batchnorm.channels))
-        positive = batchnorm.evaluate(grid) >= 0
-    channels = positive.shape[1]
-    thresholds = np.empty(channels, dtype=np.int64)
-    flip = np.zeros(channels, dtype=np.bool_)
-    for channel in range(channels):
-        column = positive[:, channel]
-        steps = np.diff(column.astype(np.int8))
-        if not column.any():
-            thresholds[channel] = in_features + 1  # never +1
-        elif (steps >= 0).all():  # rising step (or always +1): +1 from the first positive value on
-            thresholds[channel] = reachable[np.argmax(column)]
-        elif (steps <= 0).all():  # falling step (negative scale): +1 up to the last positive value
-            flip[channel] = True
-            thresholds[channel] = -reachable[len(column) - 1 - np.argmax(column[::-1])]
-        else:
-            raise GraphError(f"layer {name!r}: batch norm + sign is not monotone in channel {channel}; "
-                             "its parameters are not finite numbers")
-    return Threshold(name=name, thresholds=thresholds, flip=flip)
+    def positive(accumulators: np.ndarray) -> np.ndarray:
+        values = accumulators if batchnorm is None else batchnorm.evaluate(accumulators)
+        return (values >= 0).astype(np.int64)
+
+    channels = 1 if batchnorm is None else batchnorm.channels
+    steps = fold_steps(positive, channels, -in_features, in_features, levels=2, stride=2)
+    return Threshold(name=name, thresholds=steps.thresholds[:, 0], flip=steps.descending)
 
 
 def fold_batchnorm_sign(graph: Graph) -> Graph:
