@@ -2,12 +2,10 @@
 latency and interval equal to the component's, in Amaranth's simulator and once through Verilator."""
 import numpy as np
 import pytest
-from amaranth.hdl import Value
-from amaranth.sim import Simulator
-
 from hbnn.compiler.multithreshold import Steps
 from hbnn.hw.layout import StreamFormat
 from hbnn.hw.threshold import MultiThreshold
+from hbnn.sim.amaranth_stream import stream_through
 
 
 def random_steps(rng, channels, count, bits):
@@ -23,45 +21,9 @@ def random_steps(rng, channels, count, bits):
 
 def simulate(dut, transfers, *, input_gaps=0.0, output_stalls=0.0, seed=0):
     """Streams (n, PE) accumulators; returns (levels (n, PE), input handshake cycles, output handshake cycles)."""
-    rng = np.random.default_rng(seed)
-    in_format = StreamFormat("signed", dut.pe, dut.accumulator_bits)
-    out_format = StreamFormat("unsigned", dut.pe, dut.stages)
-    outputs, in_cycles, out_cycles = [], [], []
-
-    async def producer(ctx):
-        for row in transfers:
-            while rng.random() < input_gaps:
-                await ctx.tick()
-            ctx.set(Value.cast(dut.i_stream.payload), in_format.to_int(row))
-            ctx.set(dut.i_stream.valid, 1)
-            await ctx.tick().until(dut.i_stream.ready)
-            ctx.set(dut.i_stream.valid, 0)
-
-    async def consumer(ctx):
-        while len(outputs) < len(transfers):
-            ctx.set(dut.o_stream.ready, int(rng.random() >= output_stalls))
-            _, _, valid, ready, payload = await ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready,
-                                                               Value.cast(dut.o_stream.payload))
-            if valid and ready:
-                outputs.append(out_format.from_int(payload))
-
-    async def monitor(ctx):
-        cycle = 0
-        async for _, _, iv, ir, ov, orr in ctx.tick().sample(dut.i_stream.valid, dut.i_stream.ready,
-                                                             dut.o_stream.valid, dut.o_stream.ready):
-            if iv and ir:
-                in_cycles.append(cycle)
-            if ov and orr:
-                out_cycles.append(cycle)
-            cycle += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_testbench(monitor, background=True)
-    sim.run()
-    return np.array(outputs), in_cycles, out_cycles
+    return stream_through(dut, transfers, StreamFormat("signed", dut.pe, dut.accumulator_bits),
+                          StreamFormat("unsigned", dut.pe, dut.stages), outputs=len(transfers),
+                          input_gaps=input_gaps, output_stalls=output_stalls, seed=seed)
 
 
 def accumulators(rng, steps, bits, random_images):

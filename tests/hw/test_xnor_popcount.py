@@ -1,15 +1,12 @@
 """XnorPopcountMVU in Amaranth's simulator against the numpy reference, with random stalls on both streams."""
-import random
-
 import numpy as np
 import pytest
-from amaranth.hdl import Value
-from amaranth.sim import Simulator
 
 from hbnn.compiler.cycles import LAYER_PIPELINE_DEPTH
 from hbnn.hw.accelerator import Accelerator
-from hbnn.hw.xnor_popcount import XnorPopcountMVU
 from hbnn.hw.layout import StreamFormat
+from hbnn.hw.xnor_popcount import XnorPopcountMVU
+from hbnn.sim.amaranth_stream import stream_through
 
 
 def reference(weight_bits, thresholds, x):
@@ -20,45 +17,10 @@ def reference(weight_bits, thresholds, x):
     return np.where(popcounts >= thresholds, 1, -1)
 
 
-def simulate(dut, inputs, decode, *, input_gaps=0.0, output_stalls=0.0, seed=0):
+def simulate(dut, inputs, output_format, *, input_gaps=0.0, output_stalls=0.0, seed=0):
     """Streams `inputs`, returns (outputs, input handshake cycles, output handshake cycles)."""
-    rng = random.Random(seed)
-    outputs, in_cycles, out_cycles = [], [], []
-
-    async def producer(ctx):
-        for vector in inputs:
-            while rng.random() < input_gaps:
-                await ctx.tick()
-            ctx.set(dut.i_stream.payload, StreamFormat("bipolar", len(vector)).to_int(vector))
-            ctx.set(dut.i_stream.valid, 1)
-            await ctx.tick().until(dut.i_stream.ready)
-            ctx.set(dut.i_stream.valid, 0)
-
-    async def consumer(ctx):
-        while len(outputs) < len(inputs):
-            ctx.set(dut.o_stream.ready, int(rng.random() >= output_stalls))
-            _, _, valid, ready, payload = await ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready,
-                                                               Value.cast(dut.o_stream.payload))
-            if valid and ready:
-                outputs.append(decode(payload))
-
-    async def monitor(ctx):
-        cycle = 0
-        async for _, _, iv, ir, ov, orr in ctx.tick().sample(dut.i_stream.valid, dut.i_stream.ready,
-                                                             dut.o_stream.valid, dut.o_stream.ready):
-            if iv and ir:
-                in_cycles.append(cycle)
-            if ov and orr:
-                out_cycles.append(cycle)
-            cycle += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_testbench(monitor, background=True)
-    sim.run()
-    return np.array(outputs), in_cycles, out_cycles
+    return stream_through(dut, inputs, StreamFormat("bipolar", inputs.shape[1]), output_format, outputs=len(inputs),
+                          input_gaps=input_gaps, output_stalls=output_stalls, seed=seed)
 
 
 def make_layer(rng, rows, columns, thresholded):
@@ -69,8 +31,8 @@ def make_layer(rng, rows, columns, thresholded):
 
 def decoder(rows, columns, thresholded):
     if thresholded:
-        return StreamFormat("bipolar", rows).from_int
-    return StreamFormat("signed", rows, columns.bit_length() + 1).from_int
+        return StreamFormat("bipolar", rows)
+    return StreamFormat("signed", rows, columns.bit_length() + 1)
 
 
 @pytest.mark.parametrize("rows, columns, pe, simd, thresholded", [

@@ -1,0 +1,73 @@
+"""The three multiply-accumulate lane kinds of a matrix-vector unit, as plain functions from one PE's SIMD weights
+and the SIMD input elements to their signed dot product.
+
+- xnor_popcount: binary weights (bit 1 = +1) x bipolar inputs (bit 1 = +1): 2 * popcount(xnor) - SIMD;
+- add_subtract: binary weights x int8 inputs (the weight-binarized layers of Hybrid Binary Networks): +-x summed;
+- multiply: int8 weights x int8 inputs, summed; Yosys maps each 8x8 product to a DSP48 slice.
+Sums are balanced adder trees: a chain would be deep, and Amaranth recurses per operand.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+
+from .popcount import popcount
+
+__all__ = ["LANE_KINDS", "lane_kind", "tree_sum", "xnor_popcount", "add_subtract", "multiply", "dot_product_bound"]
+
+LANE_KINDS = {("binary", "bipolar"): "xnor_popcount", ("binary", "int8"): "add_subtract",
+              ("int8", "int8"): "multiply"}
+
+
+def lane_kind(weight_kind: str, input_kind: str) -> str:
+    try:
+        return LANE_KINDS[(weight_kind, input_kind)]
+    except KeyError:
+        raise ValueError(f"no lane multiplies {weight_kind} weights by {input_kind} inputs; the lanes are "
+                         f"{', '.join(f'{w} x {i}' for w, i in LANE_KINDS)}") from None
+
+
+def dot_product_bound(weight_kind: str, input_kind: str, length: int) -> int:
+    """The largest |sum of `length` products| a lane kind can reach (int8 codes are -128..127)."""
+    weight = 1 if weight_kind == "binary" else 128
+    element = 1 if input_kind == "bipolar" else 128
+    return weight * element * length
+
+
+def tree_sum(terms: Sequence[Value]) -> Value:
+    terms = list(terms)
+    if not terms:
+        raise ValueError("a sum of no terms")
+    while len(terms) > 1:
+        paired = [a + b for a, b in zip(terms[0::2], terms[1::2])]
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms = paired
+    return terms[0]
+
+
+def xnor_popcount(m: Module, name: str, weight_bits: Value, input_bits: Value) -> Value:
+    simd = len(weight_bits)
+    agreement = Signal(simd, name=f"{name}_xnor")  # a signal: bit selects of an expression repeat it
+    m.d.comb += agreement.eq(~(weight_bits ^ input_bits))
+    doubled = Cat(Const(0, 1), popcount(agreement), Const(0, 1)).as_signed()  # 2p, with a zero sign bit
+    return doubled - simd
+
+
+def add_subtract(m: Module, name: str, weight_bits: Value, inputs: Sequence[Value]) -> Value:
+    terms = []
+    for k, element in enumerate(inputs):
+        term = Signal(signed(len(element) + 1), name=f"{name}_pm{k}")
+        m.d.comb += term.eq(Mux(weight_bits[k], element, -element))
+        terms.append(term)
+    return tree_sum(terms)
+
+
+def multiply(m: Module, name: str, weights: Sequence[Value], inputs: Sequence[Value]) -> Value:
+    terms = []
+    for k, (weight, element) in enumerate(zip(weights, inputs)):
+        product = Signal(signed(len(weight) + len(element)), name=f"{name}_mul{k}")
+        m.d.comb += product.eq(weight * element)
+        terms.append(product)
+    return tree_sum(terms)

@@ -1,0 +1,91 @@
+"""Mvau with each lane kind against numpy's W @ x, with random back-pressure, measured latency and interval equal to
+the component's, and through Verilator as a multi-transfer design with both engines."""
+import numpy as np
+import pytest
+
+from hbnn.hw.mvau import Mvau
+from hbnn.sim.amaranth_stream import stream_through
+
+KINDS = [("binary", "bipolar"), ("binary", "int8"), ("int8", "int8")]
+
+
+def random_layer(rng, rows, columns, weight_kind, input_kind, images):
+    if weight_kind == "binary":
+        weights = np.where(rng.random((rows, columns)) < 0.5, 1, -1)
+    else:
+        weights = rng.integers(-128, 128, (rows, columns))
+        weights[0, :] = -128  # the extremes: the accumulator bound is reached
+    if input_kind == "bipolar":
+        x = np.where(rng.random((images, columns)) < 0.5, 1, -1)
+    else:
+        x = rng.integers(-128, 128, (images, columns))
+        x[0, :] = -128
+    return weights, x
+
+
+def run(dut, x, **flow):
+    transfers = x.reshape(-1, dut.simd)
+    images = len(x)
+    out, in_cycles, out_cycles = stream_through(dut, transfers, dut.input_format, dut.output_format,
+                                                outputs=images * dut.neuron_folds, **flow)
+    return out.reshape(images, -1), in_cycles, out_cycles
+
+
+@pytest.mark.parametrize("weight_kind, input_kind", KINDS)
+@pytest.mark.parametrize("rows, columns, pe, simd", [
+    (4, 8, 1, 1),     # fully folded
+    (4, 8, 4, 8),     # fully parallel: one cycle per image
+    (6, 12, 2, 4),
+    (8, 6, 4, 3),
+    (3, 5, 1, 5),     # one synapse fold, several neuron folds
+    (1, 16, 1, 2),    # one row
+])
+def test_matches_numpy_under_random_backpressure(weight_kind, input_kind, rows, columns, pe, simd):
+    rng = np.random.default_rng(rows * 100 + columns + pe)
+    weights, x = random_layer(rng, rows, columns, weight_kind, input_kind, images=7)
+    dut = Mvau(weights=weights, weight_kind=weight_kind, input_kind=input_kind, pe=pe, simd=simd)
+    out, _, _ = run(dut, x, input_gaps=0.3, output_stalls=0.4, seed=simd)
+    np.testing.assert_array_equal(out, x @ weights.T)
+
+
+@pytest.mark.parametrize("weight_kind, input_kind", KINDS)
+@pytest.mark.parametrize("rows, columns, pe, simd", [(4, 8, 1, 1), (4, 8, 4, 8), (6, 12, 2, 4), (3, 5, 1, 5)])
+def test_latency_and_interval_equal_the_component(weight_kind, input_kind, rows, columns, pe, simd):
+    rng = np.random.default_rng(5)
+    weights, x = random_layer(rng, rows, columns, weight_kind, input_kind, images=5)
+    dut = Mvau(weights=weights, weight_kind=weight_kind, input_kind=input_kind, pe=pe, simd=simd)
+    _, in_cycles, out_cycles = run(dut, x)
+    firsts = in_cycles[::dut.synapse_folds]
+    lasts = out_cycles[dut.neuron_folds - 1::dut.neuron_folds]
+    assert lasts[0] - firsts[0] == dut.latency == dut.neuron_folds * dut.synapse_folds + 1
+    assert np.diff(lasts).tolist() == [dut.interval] * (len(x) - 1)
+
+
+def test_frames_through_verilator_with_both_engines(tmp_path):
+    from amaranth.back import verilog
+
+    from hbnn.sim.design import Design
+    from hbnn.sim.flow_control import FlowControl
+
+    rng = np.random.default_rng(9)
+    weights, x = random_layer(rng, 12, 20, "binary", "int8", images=40)
+    dut = Mvau(weights=weights, weight_kind="binary", input_kind="int8", pe=3, simd=5)
+    path = tmp_path / "hbnn_top.v"
+    path.write_text(verilog.convert(dut, name="hbnn_top", emit_src=False))
+    design = Design(path, "hbnn_top", dut.input_format, dut.output_format, dut.latency, dut.interval,
+                    tmp_path / "sim", "Mvau 12x20")
+    stimulus = design.stimulus(x.reshape(len(x), dut.synapse_folds, dut.simd))
+    flow = FlowControl(0.3, 0.3, seed=4)
+    fast = design.run(stimulus, flow, name="mvau")
+    np.testing.assert_array_equal(design.output.unpack(fast.outputs).reshape(len(x), -1), x @ weights.T)
+    slow = design.run(stimulus.head(6), flow, engine="cocotb", name="mvau-cocotb")
+    assert design.run(stimulus.head(6), flow, name="mvau-head").same_transcript(slow)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="no lane multiplies int8 weights by bipolar inputs"):
+        Mvau(weights=np.ones((2, 2)), weight_kind="int8", input_kind="bipolar", pe=1, simd=1)
+    with pytest.raises(ValueError, match=r"simd=3 does not divide the layer dimension 4 \(divisors: \[1, 2, 4\]\)"):
+        Mvau(weights=np.ones((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=3)
+    with pytest.raises(ValueError, match="binary weights must be -1 or"):
+        Mvau(weights=np.zeros((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=1)
