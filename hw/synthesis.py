@@ -54,7 +54,10 @@ def synthesize(verilog_path: str | pathlib.Path, top: str, family: str = "xc7",
                log_path: str | pathlib.Path | None = None) -> Resources:
     """Runs `synth_xilinx -flatten` and returns the cell counts of the whole design.
 
-    -flatten gives totals in one module (and ABC9 under YoWASP fails on this hierarchy without it).
+    -flatten gives totals in one module (and ABC9 under YoWASP fails on this hierarchy without it). `rename -hide
+    w:*]` makes Amaranth's per-element aliases of array ports (wires named like `i_stream__payload[0]`) private
+    first: under their public names Yosys' ABC9 reintegration asserts on them (`count_id(wire->name) == 0`, Yosys
+    0.70 via YoWASP). They are debug names only; the logic is unchanged.
     """
     verilog_path = pathlib.Path(verilog_path)
     if not verilog_path.exists():
@@ -62,14 +65,18 @@ def synthesize(verilog_path: str | pathlib.Path, top: str, family: str = "xc7",
     # YoWASP runs Yosys under WebAssembly with access to the working directory: work in a private copy.
     with tempfile.TemporaryDirectory(prefix="hbnn-yosys-") as work:
         shutil.copy(verilog_path, pathlib.Path(work) / "design.v")
-        script = (f"read_verilog design.v; synth_xilinx -family {family} -top {top} -flatten; "
+        script = (f"read_verilog design.v; rename -hide w:*]; synth_xilinx -family {family} -top {top} -flatten; "
                   "tee -q -o stat.json stat -json")
-        result = subprocess.run([yosys_command(), "-q", "-p", script], cwd=work, capture_output=True, text=True)
+        # -l: Yosys' own log keeps the messages that follow ABC's run, which its captured stdout loses.
+        result = subprocess.run([yosys_command(), "-q", "-l", "yosys.log", "-p", script], cwd=work,
+                                capture_output=True, text=True)
+        own_log = pathlib.Path(work) / "yosys.log"
+        log = (own_log.read_text() if own_log.exists() else result.stdout) + result.stderr
         if log_path is not None:
-            pathlib.Path(log_path).write_text(result.stdout + result.stderr)
+            pathlib.Path(log_path).write_text(log)
         stat_path = pathlib.Path(work) / "stat.json"
         if result.returncode != 0 or not stat_path.exists():
-            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            tail = log.strip().splitlines()[-15:]
             raise SynthesisError(f"Yosys failed on {verilog_path} (exit {result.returncode}):\n" + "\n".join(tail))
         stat = json.loads(stat_path.read_text())
     return resources_from_cells(stat["design"]["num_cells_by_type"])

@@ -1,5 +1,6 @@
 """Mvau with each lane kind against numpy's W @ x, with random back-pressure, measured latency and interval equal to
-the component's, and through Verilator as a multi-transfer design with both engines."""
+the component's, through Verilator as a multi-transfer design with both engines, and DSP48E1 slices from Yosys for
+the multiply lanes."""
 import numpy as np
 import pytest
 
@@ -80,6 +81,20 @@ def test_frames_through_verilator_with_both_engines(tmp_path):
     np.testing.assert_array_equal(design.output.unpack(fast.outputs).reshape(len(x), -1), x @ weights.T)
     slow = design.run(stimulus.head(6), flow, engine="cocotb", name="mvau-cocotb")
     assert design.run(stimulus.head(6), flow, name="mvau-head").same_transcript(slow)
+
+
+def test_multiply_lanes_map_to_dsp48_slices(tmp_path):
+    from amaranth.back import verilog
+
+    from hbnn.hw.synthesis import synthesize
+
+    rng = np.random.default_rng(2)
+    weights, _ = random_layer(rng, 4, 8, "int8", "int8", images=1)
+    dut = Mvau(weights=weights, weight_kind="int8", input_kind="int8", pe=2, simd=2)
+    path = tmp_path / "mvau.v"
+    path.write_text(verilog.convert(dut, name="mvau", emit_src=False))
+    resources = synthesize(path, "mvau", "xc7")
+    assert resources.dsps >= 1, resources.cells  # PE x SIMD = 4 products; Yosys decides how many slices
 
 
 def test_bad_parameters_are_refused():
