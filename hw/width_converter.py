@@ -1,0 +1,100 @@
+"""Stream width converter: the same elements, regrouped from `inputs` per transfer to `outputs` per transfer.
+
+Layers chain with different parallelism: an MVU (or its threshold unit) produces PE elements per transfer and the
+next one takes SIMD. When one count divides the other the converter splits each wide transfer over k cycles, or
+gathers k narrow ones into one; otherwise it splits down to their greatest common divisor, then gathers (FINN's
+StreamingDataWidthConverter does the same). Element order is kept: element 0 of the first transfer comes first.
+
+Timing: see `latency`. A splitter emits one output transfer per cycle, a gatherer takes one input transfer per
+cycle; a full output register that is not taken stalls the input.
+"""
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Cat, Module, Shape, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["WidthConverter"]
+
+
+class WidthConverter(wiring.Component):
+    def __init__(self, *, element, inputs: int, outputs: int):
+        for name, value in (("inputs", inputs), ("outputs", outputs)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self._MustUse__silence = True  # a component that failed to construct is not an unused design
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        self._element = Shape.cast(element)
+        self._inputs, self._outputs = inputs, outputs
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(self._element, inputs))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self._element, outputs))),
+        })
+
+    @property
+    def group(self) -> int:
+        """Elements after which input and output transfers line up again: lcm(inputs, outputs)."""
+        return math.lcm(self._inputs, self._outputs)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a group's first input handshake to its last output handshake, nothing stalled: the group's
+        elements leave in lcm/gcd steps after a one-cycle register, plus one more stage in the general case."""
+        if self._inputs == self._outputs:
+            return 0
+        common = math.gcd(self._inputs, self._outputs)
+        steps = self.group // common
+        return steps if common in (self._inputs, self._outputs) else steps + 1
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        common = math.gcd(self._inputs, self._outputs)
+        if self._inputs == self._outputs:
+            wiring.connect(m, wiring.flipped(self.i_stream), wiring.flipped(self.o_stream))
+        elif common == self._outputs:
+            self._split(m, self.i_stream, self.o_stream, self._inputs // self._outputs)
+        elif common == self._inputs:
+            self._gather(m, self.i_stream, self.o_stream, self._outputs // self._inputs)
+        else:
+            m.submodules.split = split = WidthConverter(element=self._element, inputs=self._inputs, outputs=common)
+            m.submodules.gather = gather = WidthConverter(element=self._element, inputs=common,
+                                                          outputs=self._outputs)
+            wiring.connect(m, wiring.flipped(self.i_stream), split.i_stream)
+            wiring.connect(m, split.o_stream, gather.i_stream)
+            wiring.connect(m, gather.o_stream, wiring.flipped(self.o_stream))
+        return m
+
+    def _split(self, m: Module, source, sink, parts: int) -> None:
+        part_bits = sink.payload.shape().size
+        held = Signal(source.payload.shape().size)
+        part = Signal(range(parts))
+        last = part == parts - 1
+        m.d.comb += [
+            sink.payload.as_value().eq(held.word_select(part, part_bits)),
+            source.ready.eq(~sink.valid | (sink.ready & last)),
+        ]
+        with m.If(sink.valid & sink.ready):
+            m.d.sync += part.eq(part + 1)
+            with m.If(last):
+                m.d.sync += [part.eq(0), sink.valid.eq(0)]
+        with m.If(source.valid & source.ready):
+            m.d.sync += [held.eq(source.payload.as_value()), part.eq(0), sink.valid.eq(1)]
+
+    def _gather(self, m: Module, source, sink, parts: int) -> None:
+        part_bits = source.payload.shape().size
+        held = [Signal(part_bits, name=f"part{index}") for index in range(parts - 1)]
+        count = Signal(range(parts))
+        completing = count == parts - 1
+        m.d.comb += source.ready.eq(~completing | ~sink.valid | sink.ready)
+        with m.If(sink.valid & sink.ready):
+            m.d.sync += sink.valid.eq(0)
+        with m.If(source.valid & source.ready):
+            with m.If(completing):
+                m.d.sync += [sink.payload.as_value().eq(Cat(*held, source.payload.as_value())),
+                             sink.valid.eq(1), count.eq(0)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+                for index, slot in enumerate(held):
+                    with m.If(count == index):
+                        m.d.sync += slot.eq(source.payload.as_value())
