@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from .lanes import add_subtract, dot_product_bound, lane_kind, multiply, xnor_popcount
 from .layout import StreamFormat
+from .memory_style import memory_attrs
 
 __all__ = ["Mvau", "ELEMENT_FORMATS"]
 
@@ -132,8 +133,9 @@ class Mvau(wiring.Component):
         # Memories are at least two words deep: a one-word memory has a zero-width address, which the Verilog
         # backend writes as [-1:0]. Counters likewise are at least one bit wide.
         m.submodules.weights = weights = Memory(shape=unsigned(pe * simd * weight_bits), depth=max(steps, 2),
-                                                init=self.weight_words())
-        m.submodules.buffer = buffer = Memory(shape=unsigned(chunk_bits), depth=max(synapse_folds, 2), init=[])
+                                                init=self.weight_words(), attrs=memory_attrs(steps))
+        m.submodules.buffer = buffer = Memory(shape=unsigned(chunk_bits), depth=max(synapse_folds, 2), init=[],
+                                              attrs=memory_attrs(synapse_folds, writable=True))
         weight_port = weights.read_port()
         buffer_read = buffer.read_port()
         buffer_write = buffer.write_port()

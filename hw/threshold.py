@@ -19,6 +19,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .memory_style import memory_attrs
+
 __all__ = ["MultiThreshold"]
 
 
@@ -119,7 +121,7 @@ class MultiThreshold(wiring.Component):
         # Descending flags per fold, read with stage 0's thresholds. Memories are at least two words deep: a
         # one-word memory has a zero-width address, which the Verilog backend writes as [-1:0].
         m.submodules.descending = descending = Memory(
-            shape=unsigned(pe), depth=max(folds, 2),
+            shape=unsigned(pe), depth=max(folds, 2), attrs=memory_attrs(folds),
             init=[sum(int(self._descending[f * pe + j]) << j for j in range(pe)) for f in range(folds)])
         descending_port = descending.read_port()
         m.d.comb += [descending_port.en.eq(advance), descending_port.addr.eq(fold)]
@@ -145,7 +147,7 @@ class MultiThreshold(wiring.Component):
             bit = stages - 1 - s
             for j in range(pe):
                 memory = Memory(shape=unsigned(self._accumulator_bits + 1), depth=max(folds << s, 2),
-                                init=self._stage_words(s, j))
+                                init=self._stage_words(s, j), attrs=memory_attrs(folds << s))
                 m.submodules[f"stage{s}_lane{j}"] = memory
                 port = memory.read_port()
                 m.d.comb += port.en.eq(advance)
