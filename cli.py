@@ -133,7 +133,6 @@ def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed, prog
              crosscheck=None, waves=0, activity=False):
     from .compiler.build import CHECKPOINT, read_manifest
     from .quant import load_checkpoint, load_dataset
-    from .sim.design import DEFAULT_CROSSCHECK_IMAGES
     from .sim.verify import verify_build
 
     build_dir = pathlib.Path(build_dir)
@@ -148,7 +147,7 @@ def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed, prog
           "Verilog changed...", flush=True)
     result = verify_build(build_dir, dataset.test_x[:count], dataset.test_y[:count], backpressure=backpressure,
                           seed=seed, progress=progress, engine=engine,
-                          crosscheck=DEFAULT_CROSSCHECK_IMAGES if crosscheck is None else crosscheck, waves=waves,
+                          crosscheck=crosscheck, waves=waves,
                           activity=activity)
     (build_dir / "sim.json").write_text(json.dumps({**result.as_dict(), "dataset": name}, indent=2) + "\n")
     return result
@@ -326,7 +325,7 @@ def _add_train_options(parser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .boards import BOARDS
     from .compiler.set_folding import DEFAULT_TARGET_CYCLES
-    from .sim.design import DEFAULT_CROSSCHECK_IMAGES, ENGINE_CHOICES
+    from .sim.design import CROSSCHECK_CYCLES, DEFAULT_CROSSCHECK_IMAGES, ENGINE_CHOICES
 
     parser = argparse.ArgumentParser(prog="hbnn", description="Hybrid binary neural networks: Brevitas training to "
                                      "bit-exact FPGA hardware.")
@@ -366,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "--crosscheck images, whose transcripts must be identical")
     sim.add_argument("--crosscheck", type=int, default=None, metavar="N",
                      help=f"images the cocotb bench cross-checks with --engine both (default: "
-                          f"{DEFAULT_CROSSCHECK_IMAGES})")
+                          f"{DEFAULT_CROSSCHECK_IMAGES}, fewer where they exceed {CROSSCHECK_CYCLES:,} cycles)")
     sim.add_argument("--waves", type=int, nargs="?", const=DEFAULT_WAVE_IMAGES, default=0, metavar="N",
                      help=f"write BUILD/waves.fst (GTKWave) of the first N images, undisturbed (default N: "
                           f"{DEFAULT_WAVE_IMAGES})")

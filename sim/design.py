@@ -14,12 +14,15 @@ from .stimulus import Stimulus
 from .transcript import StreamRun
 from .verilator_engine import Activity, Waves, build_driver, run_driver
 
-__all__ = ["ENGINES", "ENGINE_CHOICES", "DEFAULT_CROSSCHECK_IMAGES", "Design", "Timing", "measure_timing",
-           "steady_state_window"]
+__all__ = ["ENGINES", "ENGINE_CHOICES", "DEFAULT_CROSSCHECK_IMAGES", "CROSSCHECK_CYCLES", "Design", "Timing",
+           "measure_timing", "steady_state_window", "crosscheck_images"]
 
 ENGINES = ("verilator", "cocotb")
 ENGINE_CHOICES = ("both", *ENGINES)  # both: verilator streams the set, cocotb cross-checks the first images
 DEFAULT_CROSSCHECK_IMAGES = 24
+# The default cross-check stops short of 24 images where they would take the cocotb bench (about 10^4 cycles/s)
+# more than half a minute per run: a convolutional network's 10^4-10^5 cycles per image would take minutes.
+CROSSCHECK_CYCLES = 300_000
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,12 @@ def measure_timing(run: StreamRun, stimulus: Stimulus) -> Timing:
     gaps = np.diff(image_ends)
     spread = (int(gaps.min()), int(gaps.max())) if len(gaps) else (0, 0)
     return Timing(int(image_ends[0] - image_starts[0]), spread)
+
+
+def crosscheck_images(design: Design) -> int:
+    """The default number of images the cocotb bench cross-checks: 24, or as many as fit in CROSSCHECK_CYCLES."""
+    fitting = (CROSSCHECK_CYCLES - design.latency) // max(design.interval, 1) + 1
+    return max(1, min(DEFAULT_CROSSCHECK_IMAGES, fitting))
 
 
 def steady_state_window(design: Design, images: int, window: int = 64) -> tuple[int, int]:

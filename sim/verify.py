@@ -16,7 +16,7 @@ import torch
 
 from ..compiler.build import CHECKPOINT, read_manifest
 from ..quant.checkpoint import load_checkpoint
-from .design import DEFAULT_CROSSCHECK_IMAGES, ENGINE_CHOICES, Design, measure_timing, steady_state_window
+from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
 from .flow_control import FlowControl
 from .verilator_engine import Activity, Waves
 
@@ -84,9 +84,12 @@ def input_frames(model: torch.nn.Module, x: torch.Tensor, design: Design) -> np.
 
 def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.Tensor | None = None, *,
                  backpressure: bool = True, seed: int = 0, progress: bool = False, engine: str = "both",
-                 crosscheck: int = DEFAULT_CROSSCHECK_IMAGES, waves: int = 0, activity: bool = False,
+                 crosscheck: int | None = None, waves: int = 0, activity: bool = False,
                  log=print) -> Verification:
-    """Streams the images x (pixels, as the model takes them) through the hardware and compares every output."""
+    """Streams the images x (pixels, as the model takes them) through the hardware and compares every output.
+
+    crosscheck: images for the cocotb cross-check with engine "both"; None: hbnn.sim.design.crosscheck_images.
+    """
     if engine not in ENGINE_CHOICES:
         raise ValueError(f"engine must be one of {ENGINE_CHOICES}, not {engine!r}")
     build_dir = pathlib.Path(build_dir)
@@ -114,10 +117,12 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
     compared = sum(d.size for d in decoded)
     timing = measure_timing(runs[0], stimulus)
 
-    crosscheck_images, agree = 0, None
+    checked, agree = 0, None
+    if crosscheck is None:
+        crosscheck = crosscheck_images(design)
     if engine == "both" and crosscheck > 0:
         head = stimulus.head(crosscheck)
-        crosscheck_images = head.images
+        checked = head.images
         log(f"cross-checking the first {head.images} images with the cocotb bench "
             f"({len(flows)} run{'s' if len(flows) > 1 else ''})...")
         agree = True
@@ -158,5 +163,5 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
         interval_spread=timing.interval_spread, predicted_latency=design.latency,
         predicted_initiation_interval=design.interval, backpressure_runs=len(runs) - 1,
         engine=whole_set_engine, simulated_cycles=sum(run.cycles for run in runs),
-        simulation_seconds=round(seconds, 3), crosscheck_images=crosscheck_images, engines_agree=agree,
+        simulation_seconds=round(seconds, 3), crosscheck_images=checked, engines_agree=agree,
         waves=waves_file, activity=activity_entry)

@@ -155,3 +155,15 @@ def test_the_steady_state_window_starts_once_the_pipeline_is_full(triple_sum):
     assert steady_state_window(design, images=10) == (1, 9)
     with pytest.raises(ValueError, match="switching activity needs more than 1 images"):
         steady_state_window(design, images=1)
+
+
+def test_the_default_crosscheck_shrinks_for_slow_designs(triple_sum):
+    import dataclasses
+
+    from hbnn.sim.design import CROSSCHECK_CYCLES, crosscheck_images
+
+    design = triple_sum(1)
+    assert crosscheck_images(design) == 24
+    slow = dataclasses.replace(design, latency=60_000, interval=50_000)
+    assert crosscheck_images(slow) == (CROSSCHECK_CYCLES - 60_000) // 50_000 + 1 == 5
+    assert crosscheck_images(dataclasses.replace(design, latency=10**6, interval=10**6)) == 1
