@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
-from .popcount import popcount
+from .popcount import popcount, tree_sum
 
-__all__ = ["LANE_KINDS", "lane_kind", "tree_sum", "xnor_popcount", "add_subtract", "multiply", "dot_product_bound"]
+__all__ = ["LANE_KINDS", "lane_kind", "xnor_popcount", "add_subtract", "multiply", "dot_product_bound"]
 
 LANE_KINDS = {("binary", "bipolar"): "xnor_popcount", ("binary", "int8"): "add_subtract",
               ("int8", "int8"): "multiply"}
@@ -33,18 +33,6 @@ def dot_product_bound(weight_kind: str, input_kind: str, length: int) -> int:
     weight = 1 if weight_kind == "binary" else 128
     element = 1 if input_kind == "bipolar" else 128
     return weight * element * length
-
-
-def tree_sum(terms: Sequence[Value]) -> Value:
-    terms = list(terms)
-    if not terms:
-        raise ValueError("a sum of no terms")
-    while len(terms) > 1:
-        paired = [a + b for a, b in zip(terms[0::2], terms[1::2])]
-        if len(terms) % 2:
-            paired.append(terms[-1])
-        terms = paired
-    return terms[0]
 
 
 def xnor_popcount(m: Module, name: str, weight_bits: Value, input_bits: Value) -> Value:

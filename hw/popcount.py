@@ -7,17 +7,24 @@ in the generated Verilog. On a 784-input layer that Verilator model ran 78 cycle
 """
 from amaranth.hdl import Value
 
-__all__ = ["popcount"]
+__all__ = ["popcount", "tree_sum"]
 
 
-def popcount(bits: Value) -> Value:
-    """Number of set bits of `bits`, as an unsigned value wide enough for len(bits)."""
-    terms = [bits[i] for i in range(len(bits))]
+def tree_sum(terms) -> Value:
+    """The sum of `terms` as a balanced adder tree."""
+    terms = list(terms)
     if not terms:
-        raise ValueError("popcount of an empty value")
+        raise ValueError("a sum of no terms")
     while len(terms) > 1:
         paired = [a + b for a, b in zip(terms[0::2], terms[1::2])]
         if len(terms) % 2:
             paired.append(terms[-1])
         terms = paired
     return terms[0]
+
+
+def popcount(bits: Value) -> Value:
+    """Number of set bits of `bits`, as an unsigned value wide enough for len(bits)."""
+    if not len(bits):
+        raise ValueError("popcount of an empty value")
+    return tree_sum(bits[i] for i in range(len(bits)))
