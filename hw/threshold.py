@@ -7,14 +7,14 @@ compare stages, most significant bit first, as FINN's RTL thresholding does: sta
 only the 2^s thresholds that the bits above it can select, so each stage has its own small memory per lane.
 
 Streams: i_stream carries PE accumulators per transfer (channels f*PE .. f*PE+PE-1 in transfer f of each group of
-C/PE), o_stream PE levels. Timing: one transfer per cycle; a transfer accepted at cycle a leaves at cycle
+C/PE), o_stream PE codes, level + output_base (0 for a sign: 1 means +1; -128 for int8 codes -128..127). Timing: one transfer per cycle; a transfer accepted at cycle a leaves at cycle
 a + LATENCY, LATENCY = N + 1 (N compare stages, then the output register). The whole pipeline stalls while the
 output register is full and not taken.
 """
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,9 +25,11 @@ __all__ = ["MultiThreshold"]
 
 
 class MultiThreshold(wiring.Component):
-    def __init__(self, *, thresholds, descending, pe: int, accumulator_bits: int):
+    def __init__(self, *, thresholds, descending, pe: int, accumulator_bits: int, output_base: int = 0):
         try:
             thresholds, descending = self._validate(thresholds, descending, pe, accumulator_bits)
+            if not isinstance(output_base, int) or isinstance(output_base, bool):
+                raise TypeError(f"output_base must be an integer, not {output_base!r}")
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a component that failed to construct is not an unused design
             raise
@@ -43,9 +45,12 @@ class MultiThreshold(wiring.Component):
         self._thresholds = padded
         self._levels = count + 1
         self._descending = descending
+        self._output_base = output_base
+        # Output codes base .. base + T: levels for a sign (base 0: bit 1 means +1), int8 codes for base -128.
+        self._output_shape = Shape.cast(range(output_base, output_base + count + 1))
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(signed(accumulator_bits), pe))),
-            "o_stream": Out(stream.Signature(data.ArrayLayout(unsigned(self._stages), pe))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self._output_shape, pe))),
         })
 
     @staticmethod
@@ -82,6 +87,15 @@ class MultiThreshold(wiring.Component):
     def stages(self) -> int:
         """Compare stages N; output levels are N-bit."""
         return self._stages
+
+    @property
+    def output_shape(self) -> Shape:
+        """Shape of one output element: the level plus output_base."""
+        return self._output_shape
+
+    @property
+    def output_base(self) -> int:
+        return self._output_base
 
     @property
     def latency(self) -> int:
@@ -166,5 +180,5 @@ class MultiThreshold(wiring.Component):
             m.d.sync += self.o_stream.valid.eq(0)
         with m.If(advance & valid[stages - 1]):
             m.d.sync += self.o_stream.valid.eq(1)
-            m.d.sync += [self.o_stream.payload[j].eq(results[stages - 1][j]) for j in range(pe)]
+            m.d.sync += [self.o_stream.payload[j].eq(results[stages - 1][j] + self._output_base) for j in range(pe)]
         return m

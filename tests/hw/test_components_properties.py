@@ -55,21 +55,25 @@ def threshold_cases(draw):
     pe = draw(st.sampled_from(divisors(channels)))
     count = draw(st.integers(1, 20))
     bits = draw(st.integers(2, 12))
+    base = draw(st.integers(-300, 300))
     seed = draw(st.integers(0, 2**32 - 1))
-    return channels, pe, count, bits, seed
+    return channels, pe, count, bits, base, seed
 
 
 @SETTINGS
 @given(threshold_cases())
 def test_multithreshold_equals_steps(case):
-    channels, pe, count, bits, seed = case
+    channels, pe, count, bits, base, seed = case
     rng = np.random.default_rng(seed)
     limit = 1 << (bits - 1)
     thresholds = np.sort(rng.integers(-limit - 2, limit + 3, (channels, count)), axis=1)
     steps = Steps(thresholds=thresholds, descending=rng.random(channels) < 0.5, never=limit + 1)
     images = rng.integers(-limit, limit, (6, channels))
-    dut = MultiThreshold(thresholds=steps.thresholds, descending=steps.descending, pe=pe, accumulator_bits=bits)
-    out, _, _ = stream_through(dut, images.reshape(-1, pe), StreamFormat("signed", pe, bits),
-                               StreamFormat("unsigned", pe, dut.stages), outputs=6 * channels // pe,
+    dut = MultiThreshold(thresholds=steps.thresholds, descending=steps.descending, pe=pe, accumulator_bits=bits,
+                         output_base=base)
+    shape = dut.output_shape
+    out_format = StreamFormat("signed" if shape.signed else "unsigned", pe, shape.width)
+    out, _, _ = stream_through(dut, images.reshape(-1, pe), StreamFormat("signed", pe, bits), out_format,
+                               outputs=6 * channels // pe,
                                input_gaps=0.3, output_stalls=0.3, seed=seed)
-    np.testing.assert_array_equal(out.reshape(6, channels), steps.levels(images))
+    np.testing.assert_array_equal(out.reshape(6, channels), steps.levels(images) + base)

@@ -19,10 +19,15 @@ def random_steps(rng, channels, count, bits):
     return Steps(thresholds=thresholds, descending=descending, never=limit + 1)
 
 
+def output_format(dut):
+    shape = dut.output_shape
+    return StreamFormat("signed" if shape.signed else "unsigned", dut.pe, shape.width)
+
+
 def simulate(dut, transfers, *, input_gaps=0.0, output_stalls=0.0, seed=0):
     """Streams (n, PE) accumulators; returns (levels (n, PE), input handshake cycles, output handshake cycles)."""
     return stream_through(dut, transfers, StreamFormat("signed", dut.pe, dut.accumulator_bits),
-                          StreamFormat("unsigned", dut.pe, dut.stages), outputs=len(transfers),
+                          output_format(dut), outputs=len(transfers),
                           input_gaps=input_gaps, output_stalls=output_stalls, seed=seed)
 
 
@@ -86,6 +91,18 @@ def test_verilog_through_verilator_equals_the_reference(tmp_path):
     run = design.run(stimulus, FlowControl(0.3, 0.3, seed=2))
     levels = design.output.unpack(run.outputs).reshape(images.shape)
     np.testing.assert_array_equal(levels, steps.levels(images))
+
+
+def test_int8_codes_with_an_output_base():
+    rng = np.random.default_rng(8)
+    steps = random_steps(rng, 4, 255, 14)
+    images = accumulators(rng, steps, 14, 20)
+    dut = MultiThreshold(thresholds=steps.thresholds, descending=steps.descending, pe=2, accumulator_bits=14,
+                         output_base=-128)
+    assert dut.output_shape.signed and dut.output_shape.width == 8
+    outputs, _, _ = simulate(dut, images.reshape(-1, 2), input_gaps=0.2, output_stalls=0.2, seed=3)
+    np.testing.assert_array_equal(outputs.reshape(images.shape), steps.levels(images) - 128)
+    assert outputs.min() == -128 and outputs.max() == 127
 
 
 def test_bad_parameters_are_refused():
