@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from .lanes import add_subtract, dot_product_bound, lane_kind, multiply, xnor_popcount
 from .layout import StreamFormat
 from .memory_style import memory_attrs
+from .parameters import check_divides, check_positive_int
 
 __all__ = ["Mvau", "ELEMENT_FORMATS"]
 
@@ -63,11 +64,8 @@ class Mvau(wiring.Component):
             raise ValueError("int8 weights must lie in -128..127")
         rows, columns = weights.shape
         for name, value, size in (("pe", pe, rows), ("simd", simd, columns)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TypeError(f"{name} must be a positive integer, not {value!r}")
-            if size % value:
-                divisors = [d for d in range(1, size + 1) if size % d == 0]
-                raise ValueError(f"{name}={value} does not divide the layer dimension {size} (divisors: {divisors})")
+            check_positive_int(name, value)
+            check_divides(name, value, size, f"the layer dimension {size}")
         return weights
 
     @property

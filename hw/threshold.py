@@ -20,6 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .memory_style import memory_attrs
+from .parameters import check_divides, check_positive_int
 
 __all__ = ["MultiThreshold"]
 
@@ -64,11 +65,9 @@ class MultiThreshold(wiring.Component):
         if descending.shape != thresholds.shape[:1]:
             raise ValueError(f"descending must have one flag per channel ({thresholds.shape[0]}), "
                              f"not shape {descending.shape}")
-        for name, value in (("pe", pe), ("accumulator_bits", accumulator_bits)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TypeError(f"{name} must be a positive integer, not {value!r}")
-        if thresholds.shape[0] % pe:
-            raise ValueError(f"pe={pe} does not divide the {thresholds.shape[0]} channels")
+        check_positive_int("pe", pe)
+        check_positive_int("accumulator_bits", accumulator_bits)
+        check_divides("pe", pe, thresholds.shape[0], f"the {thresholds.shape[0]} channels")
         return thresholds, descending
 
     @property

@@ -16,15 +16,19 @@ from amaranth.hdl import Cat, Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .parameters import check_positive_int
+
 __all__ = ["WidthConverter"]
 
 
 class WidthConverter(wiring.Component):
     def __init__(self, *, element, inputs: int, outputs: int):
-        for name, value in (("inputs", inputs), ("outputs", outputs)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                self._MustUse__silence = True  # a component that failed to construct is not an unused design
-                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        try:
+            check_positive_int("inputs", inputs)
+            check_positive_int("outputs", outputs)
+        except TypeError:
+            self._MustUse__silence = True  # a component that failed to construct is not an unused design
+            raise
         self._element = Shape.cast(element)
         self._inputs, self._outputs = inputs, outputs
         super().__init__({

@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .parameters import check_divides, check_positive_int
 from .popcount import popcount
 
 __all__ = ["XnorPopcountMVU", "weight_words", "threshold_words", "threshold_width"]
@@ -79,10 +80,8 @@ class XnorPopcountMVU(wiring.Component):
             raise ValueError(f"weight_bits must be a non-empty 2-D array, not shape {weight_bits.shape}")
         rows, columns = weight_bits.shape
         for name, value, size in (("pe", pe, rows), ("simd", simd, columns)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TypeError(f"{name} must be a positive integer, not {value!r}")
-            if size % value:
-                raise ValueError(f"{name}={value} does not divide the layer dimension {size}")
+            check_positive_int(name, value)
+            check_divides(name, value, size, f"the layer dimension {size}")
         if thresholds is not None:
             thresholds = np.asarray(thresholds, dtype=np.int64)
             if thresholds.shape != (rows,) or thresholds.min() < 0 or thresholds.max() > columns + 1:
