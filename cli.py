@@ -44,7 +44,7 @@ def _parse_folding(text: str):
         pe, simd = value.lower().split("x")
         return name, Folding(pe=int(pe), simd=int(simd))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--folding takes LAYER=PExSIMD, like layers.0=4x32, not {text!r}")
+        raise argparse.ArgumentTypeError(f"--folding takes LAYER=PExSIMD, like fc1=4x32, not {text!r}")
 
 
 DEFAULT_WAVE_IMAGES = 4
@@ -70,23 +70,34 @@ def _model_options(args) -> dict:
     return options
 
 
+def _precision(args) -> str:
+    """--precision, or its default: the binary MLP for --model mlp (what `hbnn train` alone trains, and what the
+    hardware maps), each zoo network's fp variant otherwise."""
+    if args.precision is not None:
+        return args.precision
+    return "binary" if args.model == "mlp" else "fp"
+
+
 def step_train(args, show_metrics: bool = True) -> tuple[pathlib.Path, dict]:
     from .quant.data import load_dataset
     from .quant.experiment import TrainingSpec, run_training
 
     name = _dataset_name(args.dataset)
     dataset = load_dataset(name, args.data_root)
-    model, precision, full_precision, options = args.model, args.precision, args.full_precision, _model_options(args)
+    model, precision, full_precision, options = args.model, _precision(args), args.full_precision, _model_options(args)
+    hidden = tuple(args.hidden)
     if getattr(args, "plan", None):
         model, precision, full_precision, options = _planned_model(args.plan, dataset)
+        if model == "mlp":  # the plan's widths replace --hidden, as its other options replace theirs
+            hidden = tuple(options.pop("hidden"))
     spec = TrainingSpec(model=model, precision=precision, full_precision=full_precision,
-                        options=options, hidden=tuple(args.hidden), dataset=name,
+                        options=options, hidden=hidden, dataset=name,
                         data_root=str(args.data_root) if args.data_root else None,
                         epochs=args.epochs or DEFAULT_EPOCHS.get(name, 10), lr=args.lr, batch_size=args.batch_size,
                         seed=args.seed, weight_decay=args.weight_decay, l1=args.l1, schedule=args.schedule,
                         augment=not args.no_augment, device=args.device)
-    what = (f"BinaryMLP {'-'.join(map(str, [dataset.features, *spec.hidden, dataset.classes]))}"
-            if spec.model == "mlp" else f"{spec.model} ({spec.precision}, full precision {spec.full_precision}"
+    widths = f" {'-'.join(map(str, [dataset.features, *spec.hidden, dataset.classes]))}" if spec.model == "mlp" else ""
+    what = (f"{spec.model}{widths} ({spec.precision}, full precision {spec.full_precision}"
             + "".join(f", {k}={v}" for k, v in spec.options.items()) + ")")
     print(f"training {what} on {name} ({len(dataset.train_x)} train / {len(dataset.test_x)} test images), "
           f"{spec.epochs} epochs{', resuming' if args.resume else ''}", flush=True)
@@ -119,13 +130,15 @@ def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dic
 
     graph, manifest = compile_checkpoint(checkpoint, out_dir, get_board(board_name), dict(folding or []),
                                          target_cycles)
-    rows = [[layer["name"], f"{layer['out_features']}x{layer['in_features']}", layer["pe"], layer["simd"],
-             cycles["cycles"], "thresholds" if "thresholds" in layer else "accumulators"]
-            for layer, cycles in zip(manifest["layers"], manifest["cycles"]["layers"])]
-    _print_table(["layer", "MHxMW", "PE", "SIMD", "cycles", "output"], rows,
+    rows = [[layer["name"], layer["lane"], f"{layer['out_features']}x{layer['in_features']}", layer["pe"],
+             layer["simd"], layer["neuron_folds"] * layer["synapse_folds"], layer["dsp_multipliers"],
+             layer["output"] + (f" ({layer['threshold']['thresholds_per_channel']} thr/ch)" if "threshold" in layer
+                                else " (accumulators)")]
+            for layer in manifest["layers"]]
+    _print_table(["layer", "lanes", "MHxMW", "PE", "SIMD", "cycles", "DSP", "output"], rows,
                  f"compiled for {manifest['board']['name']} ({manifest['board']['part']}) into {out_dir}:")
     print(f"analytical: latency {manifest['cycles']['latency']} cycles, initiation interval "
-          f"{manifest['cycles']['initiation_interval']} cycles")
+          f"{manifest['cycles']['initiation_interval']} cycles; output codes {manifest['output']['codes']}")
     return manifest
 
 
@@ -192,7 +205,8 @@ def _sim_rows(result) -> list[list]:
              ["initiation interval (cycles)", result.initiation_interval,
               f"analytical {result.predicted_initiation_interval}"
               + ("" if result.interval_spread[0] == result.interval_spread[1]
-                 else f"; measured gaps {result.interval_spread[0]}..{result.interval_spread[1]}")],
+                 else f"; gaps {result.interval_spread[0]}..{result.interval_spread[1]} while the pipeline fills")
+              + ("" if result.gaps_match else "; GAPS DIFFER FROM THE ANALYSIS")],
              ["co-simulation (s)", f"{result.simulation_seconds:.2f}",
               f"{result.engine} engine, {result.simulated_cycles:,} cycles in {1 + result.backpressure_runs} runs"]]
     if result.engines_agree is not None:
@@ -260,13 +274,13 @@ def cmd_demo(args) -> int:
     resources, board = step_report(out / "build")
     clock = board["clock_mhz"]
     rows = _sim_rows(result)
-    rows.append([f"images/s at {clock:g} MHz", f"{clock * 1e6 / result.initiation_interval:,.0f}",
+    rows.append([f"images/s at {clock:g} MHz", f"{clock * 1e6 / result.predicted_initiation_interval:,.0f}",
                  "clock/II; timing closure not checked"])
     rows += [[name, used, f"{pct} of {available:,} on {board['name']}" if available else ""]
              for name, used, available, pct in _resource_rows(resources, board)]
     print()
     _print_table(["hbnn demo", "value", "note"], rows,
-                 f"BinaryMLP on {meta['dataset']} -> {board['name']} ({board['part']}), "
+                 f"{meta['spec']['precision']} mlp on {meta['dataset']} -> {board['name']} ({board['part']}), "
                  f"{time.monotonic() - started:.0f} s in all; files in {out}")
     return 0 if result.bit_exact and result.cycles_match else 1
 
@@ -291,13 +305,14 @@ def _add_train_options(parser) -> None:
     parser.add_argument("--data-root", type=pathlib.Path, default=None,
                         help="folder with the dataset's files (IDX for MNIST, python batches for CIFAR)")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="mlp", choices=["mlp", *MODELS],
-                       help="mlp: the binary MLP the compiler maps to hardware today; the others are the papers' "
-                            "networks (default: mlp)")
+    model.add_argument("--model", default="mlp", choices=list(MODELS),
+                       help="mlp: the multilayer perceptron the compiler maps to hardware (its binary variant "
+                            "today); the others are the papers' networks (default: mlp)")
     model.add_argument("--hidden", type=_parse_sizes, default=[128, 128],
-                       help="mlp hidden layer widths, comma-separated (default: 128,128)")
-    model.add_argument("--precision", default="fp",
-                       help="the zoo model's variant: fp, hybrid, binary, ternary, abc (default: fp)")
+                       help="the mlp's hidden layer widths, comma-separated (default: 128,128)")
+    model.add_argument("--precision", default=None,
+                       help="the model's variant: fp, hybrid, binary, ternary, abc, as the model has them "
+                            "(default: binary for the mlp, fp for the others)")
     model.add_argument("--full-precision", default="int8", choices=["int8", "float"],
                        help="what full-precision layers are: int8, the hardware's fixed point, or float for the "
                             "papers' baselines (default: int8)")
@@ -324,7 +339,7 @@ def _add_train_options(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .boards import BOARDS
-    from .compiler.set_folding import DEFAULT_TARGET_CYCLES
+    from .compiler.passes.set_folding import DEFAULT_TARGET_CYCLES
     from .sim.design import CROSSCHECK_CYCLES, DEFAULT_CROSSCHECK_IMAGES, ENGINE_CHOICES
 
     parser = argparse.ArgumentParser(prog="hbnn", description="Hybrid binary neural networks: Brevitas training to "
@@ -348,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cycles per image each layer should meet when choosing PE/SIMD "
                                f"(default: {DEFAULT_TARGET_CYCLES})")
     compile_.add_argument("--folding", type=_parse_folding, action="append", metavar="LAYER=PExSIMD",
-                          help="override one layer's folding, e.g. layers.0=4x32 (repeatable)")
+                          help="override one layer's folding, e.g. fc1=4x32 (repeatable)")
     compile_.set_defaults(run=cmd_compile)
 
     sim = commands.add_parser("sim", help="co-simulate a build folder in Verilator against PyTorch")

@@ -47,9 +47,11 @@ def cmd_select(args) -> int:
     from .quant.augment import standard_augmentation
 
     model, meta = load_checkpoint(args.checkpoint)
-    if not hasattr(model, "binarizable_layers"):
-        raise ValueError(f"{args.checkpoint}: selection needs a zoo model (hbnn train --model cresnet20 ...), "
-                         "not the binary MLP")
+    # Methods score what binarizing each layer costs, starting from full precision (as hbnn sweep's base network).
+    not_full = [name for name in model.binarizable_layers() if model.precision_of(name) != model.full_precision]
+    if not_full:
+        raise ValueError(f"{args.checkpoint}: selection starts from a network trained at full precision, but layer "
+                         f"{not_full[0]!r} is {model.precision_of(not_full[0]).name}; train it with --precision fp")
     dataset_name = args.dataset or meta.get("dataset")
     dataset = load_dataset(dataset_name, args.data_root or meta.get("data_root"))
     chosen = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(args.seed))[:args.calibration]

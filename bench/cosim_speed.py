@@ -26,7 +26,8 @@ import torch
 from hbnn.boards import get_board
 from hbnn.compiler.build import compile_checkpoint
 from hbnn.compiler.ir import Folding
-from hbnn.quant import BinaryMLP, save_checkpoint
+from hbnn.quant import save_checkpoint
+from hbnn.quant.models import build_model
 from hbnn.sim.design import Design
 from hbnn.sim.flow_control import FlowControl
 from hbnn.sim.verilator_engine import build_driver, run_driver
@@ -36,13 +37,15 @@ FLAG_VARIANTS = [("-O0", 1), (None, 1), ("-O3", 1), (None, 2)]  # None: hbnn's d
 
 
 def example_builds(work: pathlib.Path) -> list[pathlib.Path]:
-    tests_folding = {"layers.0": Folding(pe=1, simd=1), "layers.3": Folding(pe=16, simd=24)}  # as tests/conftest.py
+    tests_folding = {"fc1": Folding(pe=1, simd=1), "fc3": Folding(pe=4, simd=16)}  # as tests/conftest.py
     shapes = [("digits-demo", (64, 128, 128, 10), None), ("fashion-demo", (784, 128, 128, 10), None),
               ("tests-tiny", (16, 24, 16, 4), tests_folding)]
     builds = []
     for name, sizes, folding in shapes:
         torch.manual_seed(0)
-        model = BinaryMLP(sizes)
+        side = int(round(sizes[0] ** 0.5))
+        model = build_model("mlp", precision="binary", in_channels=1, num_classes=sizes[-1], image_size=side,
+                            hidden=list(sizes[1:-1]))
         checkpoint = work / f"{name}.pt"
         save_checkpoint(checkpoint, model, {"dataset": "synthetic"})
         compile_checkpoint(checkpoint, work / name, get_board("pynq-z2"), folding)

@@ -1,11 +1,10 @@
 """Matrix-vector unit resources per lane kind: each shape synthesized alone with Yosys synth_xilinx -family xc7.
 
-    .venv/bin/python bench/mvu.py [--only binary|add_subtract|multiply|old]
+    .venv/bin/python bench/mvu.py [--only binary|add_subtract|multiply]
 
 - binary (XNOR-popcount lanes) at the shapes (MW, MH, PE, SIMD) = (1024, 1024, 32, 64), (1024, 1024, 32, 32),
   (256, 256, 16, 16), (576, 64, 16, 32): binary MACs per logic LUT per cycle (PE * SIMD / LUT), weights where
   Yosys puts them (BRAM when deep);
-- the previous XnorPopcountMVU at the first shape, for comparison;
 - add/subtract lanes (binary weights x int8 inputs): logic LUTs per lane;
 - multiply lanes (int8 x int8): DSP48E1 slices, int8 MACs per DSP per cycle, logic LUTs per lane.
 Random weights, seeded. Figures, not assertions.
@@ -23,7 +22,6 @@ from amaranth.back import verilog
 
 from hbnn.hw.mvau import Mvau
 from hbnn.hw.synthesis import synthesize
-from hbnn.hw.xnor_popcount import XnorPopcountMVU
 
 BINARY_SHAPES = [(1024, 1024, 32, 64), (1024, 1024, 32, 32), (256, 256, 16, 16), (576, 64, 16, 32)]
 ADD_SUBTRACT_SHAPES = [(64, 64, 4, 8), (256, 64, 8, 16)]
@@ -46,7 +44,7 @@ def weights_of(rng, kind, rows, columns):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["binary", "old", "add_subtract", "multiply"])
+    parser.add_argument("--only", choices=["binary", "add_subtract", "multiply"])
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"{'lanes':<14} {'MW':>5} {'MH':>5} {'PE':>3} {'SIMD':>4}  {'LUT':>6} {'LUTRAM':>6} {'FF':>6} "
@@ -56,19 +54,14 @@ def main() -> int:
         plan = []
         if args.only in (None, "binary"):
             plan += [("xnor_popcount", "binary", "bipolar", shape) for shape in BINARY_SHAPES]
-        if args.only in (None, "old"):
-            plan += [("old xnor", "binary", "bipolar", BINARY_SHAPES[0])]
         if args.only in (None, "add_subtract"):
             plan += [("add_subtract", "binary", "int8", shape) for shape in ADD_SUBTRACT_SHAPES]
         if args.only in (None, "multiply"):
             plan += [("multiply", "int8", "int8", shape) for shape in MULTIPLY_SHAPES]
         for label, weight_kind, input_kind, (columns, rows, pe, simd) in plan:
             weights = weights_of(rng, weight_kind, rows, columns)
-            if label == "old xnor":
-                component = XnorPopcountMVU(weight_bits=weights > 0, thresholds=None, pe=pe, simd=simd)
-            else:
-                component = Mvau(weights=weights, weight_kind=weight_kind, input_kind=input_kind, pe=pe, simd=simd)
-            resources, seconds = synthesized(component, work, f"{label.replace(' ', '_')}_{columns}_{rows}")
+            component = Mvau(weights=weights, weight_kind=weight_kind, input_kind=input_kind, pe=pe, simd=simd)
+            resources, seconds = synthesized(component, work, f"{label}_{columns}_{rows}_{pe}_{simd}")
             lanes = pe * simd
             if weight_kind == "int8":
                 figure = (f"{lanes / max(resources.dsps, 1):.2f} MAC/DSP/cycle, "

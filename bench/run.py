@@ -19,7 +19,8 @@ import torch
 from hbnn.boards import get_board
 from hbnn.compiler.build import compile_checkpoint
 from hbnn.hw.synthesis import synthesize
-from hbnn.quant import BinaryMLP, load_dataset, save_checkpoint, train
+from hbnn.quant import load_dataset, save_checkpoint, train
+from hbnn.quant.models import build_model
 
 
 def main() -> int:
@@ -34,7 +35,8 @@ def main() -> int:
         if checkpoint is None:
             dataset = load_dataset("digits")
             torch.manual_seed(0)
-            model = BinaryMLP((64, 128, 128, 10))
+            model = build_model("mlp", precision="binary", in_channels=1, num_classes=10, image_size=8,
+                                hidden=[128, 128])
             train(model, dataset, epochs=40, seed=0, progress=False)
             checkpoint = work / "model.pt"
             save_checkpoint(checkpoint, model, {"dataset": "digits"})

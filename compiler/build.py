@@ -1,40 +1,52 @@
 """Writes a build folder: Verilog, weight and threshold memory images, the checkpoint, and a manifest.
 
 Layout of BUILD/:
-  hbnn_top.v                 the accelerator (Amaranth -> Verilog), top module `hbnn_top`
-  memories/<layer>.weights.hex    one word per line, address order (see hbnn.hw.xnor_popcount.weight_words)
-  memories/<layer>.thresholds.hex popcount thresholds, one word per neuron fold
-  model.pt                   the checkpoint it was compiled from (for `hbnn sim`)
-  manifest.json              layers, folding, data types, stream formats, cycle model, board; no timestamps or
-                             absolute paths, so the same model and options give byte-identical folders.
+  hbnn_top.v                      the accelerator (Amaranth -> Verilog), top module `hbnn_top`
+  memories/<layer>.weights.hex    one weight word per line, address order (hbnn.hw.mvau.Mvau.weight_words)
+  memories/<layer>.thresholds.txt one channel per line: its direction (+ rising, - descending) and thresholds
+  model.pt                        the checkpoint it was compiled from (for `hbnn sim`)
+  manifest.json                   layers, foldings, memories and where each went, stream formats, cycle model,
+                                  board; no timestamps or absolute paths, so the same model and options give
+                                  byte-identical folders.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
 import shutil
+import tempfile
 from collections.abc import Mapping
 
 from .. import __version__
 from ..boards import Board
-from ..hw.layout import StreamFormat
-from ..hw.xnor_popcount import threshold_width, threshold_words, weight_words
+from ..hw.memory_style import memory_style
+from ..hw.mvau import ELEMENT_FORMATS, Mvau
+from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..quant.checkpoint import load_checkpoint
-from .cycles import estimate_cycles
-from .ir import Bipolar, Folding, Graph, XnorPopcount, accumulator_width
-from .map_to_hardware import TOP_NAME, emit_verilog
+from .check import check_graph, data_type_name
+from .cycles import CycleEstimate, estimate_cycles
+from .ir import Dense, Folding, Graph, MultiThreshold
+from .lower import input_layer_of
+from .map_to_hardware import TOP_NAME, Stage, emit_verilog, map_stages, stream_format
 from .pipeline import compile_model
-from .set_folding import DEFAULT_TARGET_CYCLES
+from .passes.set_folding import DEFAULT_TARGET_CYCLES
+from ..hw.dataflow import Dataflow
 
-__all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "compile_checkpoint", "write_build", "read_manifest"]
+__all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_checkpoint", "write_build",
+           "read_manifest"]
 
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
-MANIFEST_VERSION = 2  # 2: stream formats with element kinds and transfers per image
+MANIFEST_VERSION = 3  # 3: graph IR; layers of three lane kinds with threshold units; input quantizer; exponents
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
                   "(i+1)*element_bits) of the payload, two's complement when signed; bipolar: 1 means +1")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _hex_lines(words: list[int], width: int) -> str:
@@ -42,63 +54,113 @@ def _hex_lines(words: list[int], width: int) -> str:
     return "".join(f"{word:0{digits}x}\n" for word in words)
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _stage_depths(unit: ThresholdUnit) -> list[int]:
+    """Words in each compare stage's threshold memory per lane: stage s holds 2^s thresholds per channel group."""
+    return [(unit.channels // unit.pe) << stage for stage in range(unit.stages)]
 
 
-def _layer_entry(node: XnorPopcount, memories: pathlib.Path) -> dict:
-    pe, simd = node.folding.pe, node.folding.simd
-    weights_hex = _hex_lines(weight_words(node.weight_bits, pe, simd), pe * simd)
-    (memories / f"{node.name}.weights.hex").write_text(weights_hex)
+def _layer_entry(dense: Dense, mvau: Mvau, threshold: tuple[MultiThreshold, ThresholdUnit] | None, types,
+                 files: dict[str, str]) -> dict:
+    weights_file = f"memories/{dense.name}.weights.hex"
+    word_bits = mvau.pe * mvau.simd * ELEMENT_FORMATS[dense.weight_kind][1]
+    files[weights_file] = _hex_lines(mvau.weight_words(), word_bits)
+    depth = mvau.neuron_folds * mvau.synapse_folds
     entry = {
-        "name": node.name, "type": "xnor_popcount", "in_features": node.in_features,
-        "out_features": node.out_features, "pe": pe, "simd": simd,
-        "neuron_folds": node.out_features // pe, "synapse_folds": node.in_features // simd,
-        "weights": {"file": f"memories/{node.name}.weights.hex", "word_bits": pe * simd,
-                    "depth": (node.out_features // pe) * (node.in_features // simd), "sha256": _sha256(weights_hex)},
+        "name": dense.name, "lane": mvau.lane, "weights": dense.weight_kind,
+        "inputs": data_type_name(types[dense.inputs[0]].dtype),
+        "in_features": dense.in_features, "out_features": dense.out_features,
+        "pe": mvau.pe, "simd": mvau.simd, "neuron_folds": mvau.neuron_folds, "synapse_folds": mvau.synapse_folds,
+        "accumulator_bits": mvau.accumulator_bits, "dsp_multipliers": mvau.pe * mvau.simd if mvau.lane == "multiply"
+        else 0,
+        "weight_memory": {"file": weights_file, "word_bits": word_bits, "depth": depth,
+                          "style": memory_style(depth), "sha256": _sha256(files[weights_file])},
     }
-    if node.thresholds is not None:
-        width = threshold_width(node.in_features)
-        thresholds_hex = _hex_lines(threshold_words(node.thresholds, pe, width), pe * width)
-        (memories / f"{node.name}.thresholds.hex").write_text(thresholds_hex)
-        entry["thresholds"] = {"file": f"memories/{node.name}.thresholds.hex", "word_bits": pe * width,
-                               "depth": node.out_features // pe, "sha256": _sha256(thresholds_hex)}
-        entry["output"] = {"type": "bipolar", "width": node.out_features}
-    else:
-        entry["output"] = {"type": "int", "signed": True, "lane_bits": accumulator_width(node.in_features),
-                           "lanes": node.out_features}
+    if threshold is None:
+        entry["output"] = data_type_name(types[dense.name].dtype)
+        return entry
+    node, unit = threshold
+    thresholds_file = f"memories/{dense.name}.thresholds.txt"
+    files[thresholds_file] = "".join(
+        ("-" if falling else "+") + " " + " ".join(map(str, row.tolist())) + "\n"
+        for falling, row in zip(node.descending.tolist(), node.thresholds))
+    entry["output"] = data_type_name(node.dtype)
+    entry["threshold"] = {
+        "node": node.name, "thresholds_per_channel": int(node.thresholds.shape[1]), "stages": unit.stages,
+        "output_codes": [node.base, node.base + int(node.thresholds.shape[1])], "file": thresholds_file,
+        "stage_memories": [{"depth": depth, "style": memory_style(depth)} for depth in _stage_depths(unit)],
+        "sha256": _sha256(files[thresholds_file]),
+    }
     return entry
+
+
+def _layer_entries(graph: Graph, stages: list[Stage], files: dict[str, str]) -> list[dict]:
+    types = check_graph(graph)
+    units = {stage.node: stage.component for stage in stages if stage.node is not None}
+    entries = []
+    for index, node in enumerate(graph.nodes):
+        if not isinstance(node, Dense):
+            continue
+        following = graph.nodes[index + 1] if index + 1 < len(graph.nodes) else None
+        threshold = (following, units[following.name]) if isinstance(following, MultiThreshold) else None
+        entries.append(_layer_entry(node, units[node.name], threshold, types, files))
+    return entries
 
 
 def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_config: Mapping,
                 checkpoint: str | pathlib.Path | None = None) -> dict:
+    """Writes the whole folder next to OUT, then swaps it in: a failure leaves no half-written build."""
     out_dir = pathlib.Path(out_dir)
-    memories = out_dir / "memories"
-    memories.mkdir(parents=True, exist_ok=True)
-    verilog = emit_verilog(graph)
-    (out_dir / VERILOG).write_text(verilog)
-    layers = [_layer_entry(node, memories) for node in graph.nodes]
-    last = graph.nodes[-1]
-    if last.output_type == Bipolar():
-        output = StreamFormat("bipolar", last.out_features)
-    else:
-        output = StreamFormat("signed" if last.output_type.signed else "unsigned", last.out_features,
-                              last.output_type.width)
+    types = check_graph(graph)
+    stages = map_stages(graph)
+    accelerator = Dataflow([stage.component for stage in stages])
+    files: dict[str, str] = {VERILOG: emit_verilog(accelerator)}
+    layers = _layer_entries(graph, stages, files)
+    cycles: CycleEstimate = estimate_cycles(stages)
+    (input_name, input_tensor), = graph.inputs
+    output_name, = graph.outputs
+    first, last = stages[0], stages[-1]
+    input_format = stream_format(input_tensor.dtype, first.component.simd, first.transfers_in)
+    output_type = types[output_name].dtype
+    output_layout = last.component.signature.members["o_stream"].signature.members["payload"].shape
+    output_format = stream_format(output_type, output_layout.length, last.transfers_out)
+    if output_format.element_bits != output_layout.elem_shape.width and output_format.kind != "bipolar":
+        output_format = type(output_format)(output_format.kind, output_format.elements,
+                                            output_layout.elem_shape.width, output_format.transfers)
+    layer = input_layer_of(graph)
     manifest = {
         "format": "hbnn-build", "version": MANIFEST_VERSION, "hbnn_version": __version__,
-        "top": TOP_NAME, "verilog": VERILOG, "verilog_sha256": _sha256(verilog),
+        "top": TOP_NAME, "verilog": VERILOG, "verilog_sha256": _sha256(files[VERILOG]),
         "board": board.as_dict(),
         "model": dict(model_config),
         "checkpoint": CHECKPOINT if checkpoint is not None else None,
-        "input": {**StreamFormat("bipolar", graph.input_width).as_dict(), "packing": STREAM_PACKING},
-        "output": {**output.as_dict(), "packing": STREAM_PACKING},
+        "input": {**input_format.as_dict(), "packing": STREAM_PACKING, "value": input_name,
+                  "quantizer": {"layer": layer, "codes": data_type_name(input_tensor.dtype)},
+                  "exponent": getattr(input_tensor.dtype, "exponent", 0)},
+        "output": {**output_format.as_dict(), "packing": STREAM_PACKING, "value": output_name,
+                   "codes": data_type_name(output_type), "exponent": output_type.exponent,
+                   "meaning": "each output value is code * 2**exponent; PyTorch's float32 output is that value "
+                              "rounded once to float32"},
         "clock_reset": {"clock": "clk", "reset": "rst (synchronous, active high)"},
         "layers": layers,
-        "cycles": estimate_cycles(graph).as_dict(),
+        "dsp_multipliers": sum(entry["dsp_multipliers"] for entry in layers),
+        "cycles": cycles.as_dict(),
     }
-    if checkpoint is not None:
-        shutil.copyfile(checkpoint, out_dir / CHECKPOINT)
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for relative, text in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        if checkpoint is not None:
+            shutil.copyfile(checkpoint, staging / CHECKPOINT)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return manifest
 
 
@@ -106,7 +168,7 @@ def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Pa
                        folding: Mapping[str, Folding] | None = None,
                        target_cycles: int = DEFAULT_TARGET_CYCLES) -> tuple[Graph, dict]:
     model, _ = load_checkpoint(checkpoint)
-    graph = compile_model(model, folding, target_cycles)
+    graph = compile_model(model, folding, target_cycles, dsp_budget=board.dsps)
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint)
 
 

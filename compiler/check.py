@@ -1,99 +1,154 @@
-"""Validates a graph: data types chain, widths match, thresholds and foldings are in range. Run after every pass."""
+"""Validates a graph and infers every value's type: names, topological order, types and shapes, thresholds and
+foldings. The pipeline runs it after every pass."""
 from __future__ import annotations
 
-from .ir import (BatchNorm, BinaryDense, Bipolar, DataType, Float32, Graph, Int, Sign, Threshold, XnorPopcount,
-                 accumulator_width)
+import numpy as np
 
-__all__ = ["GraphError", "check_graph", "hardware_layers", "output_type"]
+from .ir import (Bipolar, ChannelOps, DataType, Dense, Float32, Graph, Int, MultiThreshold, Quantize, Scale, Tensor,
+                 accumulator_type)
+
+__all__ = ["GraphError", "check_graph", "check_folding", "divisors"]
+
+WEIGHT_KINDS = ("binary", "int8")
 
 
 class GraphError(ValueError):
-    """The graph is malformed; the message names the layer."""
+    """The graph is malformed; the message names the node."""
 
 
 def _fail(node, message):
     raise GraphError(f"layer {node.name!r} ({type(node).__name__}): {message}")
 
 
-def check_folding(node: XnorPopcount) -> None:
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_folding(node: Dense) -> None:
     if node.folding is None:
         return
-    for label, size, value in (("pe", node.out_features, node.folding.pe),
-                               ("simd", node.in_features, node.folding.simd)):
+    for label, size, value, what in (("pe", node.out_features, node.folding.pe, "output rows (MH)"),
+                                     ("simd", node.in_features, node.folding.simd, "input columns (MW)")):
         if size % value:
-            divisors = [d for d in range(1, size + 1) if size % d == 0]
-            what = "output rows (MH)" if label == "pe" else "input columns (MW)"
-            _fail(node, f"{label}={value} does not divide its {size} {what}; choose one of {divisors}")
+            _fail(node, f"{label}={value} does not divide its {size} {what}; choose one of {divisors(size)}")
 
 
-def output_type(graph: Graph) -> tuple[DataType, int]:
-    """Checks the graph and returns the data type and width of its output vector."""
-    check_graph(graph)
-    return _walk(graph)
-
-
-def check_graph(graph: Graph) -> None:
-    names = [node.name for node in graph.nodes]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise GraphError(f"layer names must be unique; repeated: {duplicates}")
-    if graph.input_width < 1:
-        raise GraphError(f"input width must be positive, not {graph.input_width}")
-    _walk(graph)
-
-
-def _walk(graph: Graph) -> tuple[DataType, int]:
-    dtype: DataType = Bipolar()
-    width = graph.input_width
+def check_graph(graph: Graph) -> dict[str, Tensor]:
+    """Checks the graph; returns the type of every value (inputs and node outputs) by name."""
+    types: dict[str, Tensor] = {}
+    for name, tensor in graph.inputs:
+        if not isinstance(tensor, Tensor):
+            raise GraphError(f"input {name!r} must be a Tensor, not {tensor!r}")
+        if name in types:
+            raise GraphError(f"input name {name!r} is repeated")
+        types[name] = tensor
+    if not graph.inputs:
+        raise GraphError("the graph has no inputs")
     for node in graph.nodes:
-        if isinstance(node, (BinaryDense, XnorPopcount)):
-            if dtype != Bipolar():
-                _fail(node, f"needs a bipolar input, gets {dtype}")
-            if node.in_features != width:
-                _fail(node, f"has {node.in_features} inputs but the previous layer gives {width}")
-            if isinstance(node, BinaryDense):
-                if not set(map(int, node.weights.ravel())) <= {-1, 1}:
-                    _fail(node, "weights must all be -1 or +1")
-                dtype = Int(accumulator_width(node.in_features), signed=True)
-            else:
-                if node.thresholds is not None:
-                    if node.thresholds.shape != (node.out_features,):
-                        _fail(node, f"needs {node.out_features} thresholds, has shape {node.thresholds.shape}")
-                    if node.thresholds.min() < 0 or node.thresholds.max() > node.in_features + 1:
-                        _fail(node, f"popcount thresholds must lie in 0..{node.in_features + 1}")
-                check_folding(node)
-                dtype = node.output_type
-            width = node.out_features
-        elif isinstance(node, BatchNorm):
-            if not isinstance(dtype, Int):
-                _fail(node, f"needs an integer input, gets {dtype}")
-            if node.channels != width:
-                _fail(node, f"has {node.channels} channels but its input has {width}")
-            dtype = Float32()
-        elif isinstance(node, Sign):
-            if dtype == Bipolar():
-                _fail(node, "input is already bipolar")
-            dtype = Bipolar()
-        elif isinstance(node, Threshold):
-            if not isinstance(dtype, Int):
-                _fail(node, f"needs an integer input, gets {dtype}")
-            if node.channels != width or node.flip.shape != (width,):
-                _fail(node, f"has {node.channels} channels but its input has {width}")
-            dtype = Bipolar()
+        if node.name in types:
+            raise GraphError(f"value name {node.name!r} is defined twice")
+        missing = [value for value in node.inputs if value not in types]
+        if missing:
+            _fail(node, f"reads {missing}, which no earlier node or input defines")
+        types[node.name] = _output_type(node, [types[value] for value in node.inputs])
+    if not graph.outputs:
+        raise GraphError("the graph has no outputs")
+    for value in graph.outputs:
+        if value not in types:
+            raise GraphError(f"output {value!r} is not a value of the graph")
+        if isinstance(types[value].dtype, Float32):
+            raise GraphError(f"output {value!r} is float32; hardware outputs integers (codes times a power of two)")
+    return types
+
+
+def _one_input(node, inputs: list[Tensor]) -> Tensor:
+    if len(inputs) != 1:
+        _fail(node, f"takes one input, not {len(inputs)}")
+    return inputs[0]
+
+
+def _output_type(node, inputs: list[Tensor]) -> Tensor:
+    if isinstance(node, Dense):
+        tensor = _one_input(node, inputs)
+        if node.weight_kind not in WEIGHT_KINDS:
+            _fail(node, f"weight kind must be one of {WEIGHT_KINDS}, not {node.weight_kind!r}")
+        if node.weights.ndim != 2 or 0 in node.weights.shape:
+            _fail(node, f"weights must be a non-empty (out, in) matrix, not shape {node.weights.shape}")
+        if not (isinstance(tensor.dtype, Bipolar) or (isinstance(tensor.dtype, Int) and tensor.dtype.width <= 8)):
+            _fail(node, f"needs bipolar or int8 inputs, gets {tensor.dtype}")
+        if tensor.elements != node.in_features:
+            _fail(node, f"has {node.in_features} inputs but its input {node.inputs[0]!r} has {tensor.elements} "
+                        f"elements {tensor.shape}")
+        if node.weight_kind == "binary" and not np.isin(node.weights, (-1, 1)).all():
+            _fail(node, "binary weights must all be -1 or +1")
+        if node.weight_kind == "int8" and np.abs(node.weights).max() > 127:
+            _fail(node, "int8 weight codes must lie in -127..127")
+        if node.bias is not None and node.bias.shape != (node.out_features,):
+            _fail(node, f"needs {node.out_features} bias codes, has shape {node.bias.shape}")
+        check_folding(node)
+        dtype = accumulator_type(node.weight_kind, node.weight_exponent, tensor.dtype, node.in_features)
+        if node.bias is not None:
+            bound = (1 << (dtype.width - 1)) - 1 + int(np.abs(node.bias).max())
+            dtype = Int(bound.bit_length() + 1, True, dtype.exponent)
+        return Tensor(dtype, (node.out_features, 1, 1))
+    if isinstance(node, ChannelOps):
+        tensor = _one_input(node, inputs)
+        if not node.ops:
+            _fail(node, "has no ops")
+        scales = [index for index, op in enumerate(node.ops) if isinstance(op, Scale)]
+        if isinstance(tensor.dtype, Int) and scales != [0]:
+            _fail(node, "on integers its ops start with the one Scale (the conversion to float32)")
+        if isinstance(tensor.dtype, Float32) and scales:
+            _fail(node, "on float32 values it has no Scale")
+        if isinstance(tensor.dtype, Bipolar):
+            _fail(node, "needs integer or float32 inputs, gets bipolar")
+        for op in node.ops:
+            for attr in ("values", "mean", "var", "gamma", "beta"):
+                array = getattr(op, attr, None)
+                if array is None:
+                    continue
+                if array.shape != (tensor.shape[0],):
+                    _fail(node, f"{type(op).__name__}.{attr} has shape {array.shape}, not one per channel "
+                                f"({tensor.shape[0]})")
+                if not np.isfinite(array).all():
+                    _fail(node, f"{type(op).__name__}.{attr} contains NaN or infinity")
+        return Tensor(Float32(), tensor.shape)
+    if isinstance(node, Quantize):
+        tensor = _one_input(node, inputs)
+        if not isinstance(tensor.dtype, Float32):
+            _fail(node, f"quantizes float32 values, gets {tensor.dtype}")
+        if node.kind == "sign":
+            return Tensor(Bipolar(), tensor.shape)
+        if node.kind == "int8":
+            return Tensor(Int(8, True, node.exponent), tensor.shape)
+        _fail(node, f"kind must be 'sign' or 'int8', not {node.kind!r}")
+    if isinstance(node, MultiThreshold):
+        tensor = _one_input(node, inputs)
+        if not isinstance(tensor.dtype, Int):
+            _fail(node, f"needs integer inputs, gets {tensor.dtype}")
+        channels = tensor.shape[0]
+        if node.thresholds.ndim != 2 or node.thresholds.shape[0] != channels or node.thresholds.shape[1] < 1:
+            _fail(node, f"needs ({channels}, T >= 1) thresholds, has shape {node.thresholds.shape}")
+        if node.descending.shape != (channels,):
+            _fail(node, f"needs {channels} descending flags, has shape {node.descending.shape}")
+        if (np.diff(node.thresholds, axis=1) < 0).any():
+            _fail(node, "each channel's thresholds must be non-decreasing")
+        levels = node.thresholds.shape[1] + 1
+        if isinstance(node.dtype, Bipolar):
+            if (node.base, levels) != (0, 2):
+                _fail(node, "a bipolar output has one threshold and base 0")
+        elif isinstance(node.dtype, Int):
+            if node.base < node.dtype.low or node.base + levels - 1 > node.dtype.high:
+                _fail(node, f"codes {node.base}..{node.base + levels - 1} do not fit {node.dtype}")
         else:
-            raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
-    return dtype, width
+            _fail(node, f"outputs bipolar or integer codes, not {node.dtype}")
+        return Tensor(node.dtype, tensor.shape)
+    raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
 
 
-def hardware_layers(graph: Graph) -> list[XnorPopcount]:
-    """The graph's layers, checked to be fully compiled: every node an XnorPopcount with a folding."""
-    check_graph(graph)
-    for node in graph.nodes:
-        if not isinstance(node, XnorPopcount):
-            raise GraphError(f"layer {node.name!r} ({type(node).__name__}) has no hardware mapping yet; "
-                             "run the compile pipeline first")
-        if node.folding is None:
-            raise GraphError(f"layer {node.name!r} has no folding; run set_folding first")
-    if not graph.nodes:
-        raise GraphError("the graph has no layers")
-    return list(graph.nodes)
+def data_type_name(dtype: DataType) -> str:
+    if isinstance(dtype, Bipolar):
+        return "bipolar"
+    if isinstance(dtype, Int):
+        return f"{'int' if dtype.signed else 'uint'}{dtype.width}*2^{dtype.exponent}"
+    return "float32"

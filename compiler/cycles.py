@@ -1,50 +1,92 @@
-"""Analytical cycle model of the generated accelerator (read-only analysis).
+"""Cycle analysis of a mapped design (read-only): latency and the gap between images, exactly as co-simulation
+measures them.
 
-Each XnorPopcount layer reads one weight word per cycle: (MH/PE) * (MW/SIMD) cycles per image. Around that, a layer
-has a fixed pipeline of LAYER_PIPELINE_DEPTH cycles: one to latch the input vector, one for the data stage that
-takes the weight word from the memory's registered read port, XNORs, popcounts and accumulates. So for an image
-whose input handshake happens at cycle a, the layer's output is valid (and the next layer's handshake happens) at
-a + cycles + 2. A layer accepts its next input in the cycle it issues its last weight word, so with no back-pressure
-images stream one per max(layer cycles).
+Components overlap (a matrix-vector unit emits its first output fold long before its last), and a width converter
+that splits transfers back-pressures its producer within an image, so latencies do not simply add. Each component
+states its own handshake rules (`handshake_model()`, next to its RTL); hbnn.hw.dataflow.chain_timing steps those
+models together, transfer by transfer, with the source always valid and the sink always ready, as the undisturbed
+co-simulation run streams.
+
+The gaps between consecutive images' last outputs need not be constant from the first image: while the pipeline
+fills, a fast stage runs ahead of a slow one, and the first gaps can be longer than the steady one. The gaps of a
+deterministic pipeline fed regularly become periodic, so the estimate is a transient (the first gaps) followed by a
+repeating period, usually one gap long: the initiation interval.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from .check import hardware_layers
-from .ir import Graph
+__all__ = ["StageCycles", "CycleEstimate", "estimate_cycles", "periodic_tail"]
 
-__all__ = ["LAYER_PIPELINE_DEPTH", "LayerCycles", "CycleEstimate", "estimate_cycles"]
-
-LAYER_PIPELINE_DEPTH = 2
+MAX_PERIOD = 8  # images; a longer period would mean a pathological chain (the search says so)
 
 
 @dataclass(frozen=True)
-class LayerCycles:
-    name: str
-    neuron_folds: int  # MH / PE
-    synapse_folds: int  # MW / SIMD
-
-    @property
-    def cycles(self) -> int:
-        return self.neuron_folds * self.synapse_folds
+class StageCycles:
+    node: str | None
+    component: str
+    latency: int  # the component's own, nothing stalled (see its `latency`)
 
 
 @dataclass(frozen=True)
 class CycleEstimate:
-    layers: tuple[LayerCycles, ...]
-    latency: int  # cycles from an image's input handshake to its output handshake, pipeline empty
-    initiation_interval: int  # cycles between consecutive outputs when images stream back to back
+    stages: tuple[StageCycles, ...]
+    latency: int  # cycles from image 0's first input handshake to its last output handshake, pipeline empty
+    transient: tuple[int, ...]  # the first gaps between consecutive images' last output handshakes
+    period: tuple[int, ...]  # the gaps after those, repeating
+
+    @property
+    def initiation_interval(self) -> float | int:
+        """Cycles per image in the steady state: the period's mean (an integer when the period is one gap)."""
+        total, count = sum(self.period), len(self.period)
+        return total // count if total % count == 0 else total / count
+
+    def gaps(self, images: int) -> list[int]:
+        """The gaps the undisturbed co-simulation of `images` images measures (images - 1 of them)."""
+        count = max(images - 1, 0)
+        steady = count - len(self.transient)
+        repeats = -(-max(steady, 0) // len(self.period))
+        return (list(self.transient) + list(self.period) * repeats)[:count]
 
     def as_dict(self) -> dict:
         return {"latency": self.latency, "initiation_interval": self.initiation_interval,
-                "pipeline_depth_per_layer": LAYER_PIPELINE_DEPTH,
-                "layers": [{"name": l.name, "neuron_folds": l.neuron_folds, "synapse_folds": l.synapse_folds,
-                            "cycles": l.cycles} for l in self.layers]}
+                "gaps_transient": list(self.transient), "gaps_period": list(self.period),
+                "stages": [stage.__dict__ for stage in self.stages]}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> CycleEstimate:
+        return cls(tuple(StageCycles(**stage) for stage in entry.get("stages", [])), entry["latency"],
+                   tuple(entry["gaps_transient"]), tuple(entry["gaps_period"]))
 
 
-def estimate_cycles(graph: Graph) -> CycleEstimate:
-    layers = [LayerCycles(node.name, node.out_features // node.folding.pe, node.in_features // node.folding.simd)
-              for node in hardware_layers(graph)]
-    latency = sum(layer.cycles + LAYER_PIPELINE_DEPTH for layer in layers)
-    return CycleEstimate(tuple(layers), latency, max(layer.cycles for layer in layers))
+def periodic_tail(gaps: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(transient, period) with the shortest period that the last gaps repeat at least three times, or None."""
+    for period in range(1, MAX_PERIOD + 1):
+        if len(gaps) < 3 * period + 1:
+            return None
+        if all(gaps[i] == gaps[i - period] for i in range(len(gaps) - 2 * period, len(gaps))):
+            start = len(gaps) - 2 * period
+            while start > 0 and gaps[start - 1] == gaps[start - 1 + period]:
+                start -= 1
+            return tuple(gaps[:start]), tuple(gaps[start:start + period])
+    return None
+
+
+def estimate_cycles(stages) -> CycleEstimate:
+    """stages: hbnn.compiler.map_to_hardware.Stage list (or anything with .node and .component)."""
+    from ..hw.dataflow import chain_timing
+
+    components = [stage.component for stage in stages]
+    slowest = max(getattr(component, "interval", 1) for component in components)
+    first = chain_timing(components, 1)
+    images = 3 * MAX_PERIOD + 2 + 2 * math.ceil(first.latency / max(slowest, 1))
+    timing = chain_timing(components, images)
+    ends = timing.output_cycles[timing.output_transfers - 1::timing.output_transfers]
+    gaps = [later - earlier for earlier, later in zip(ends, ends[1:])]
+    found = periodic_tail(gaps)
+    if found is None:
+        raise RuntimeError(f"the gaps between images did not become periodic within {images} images: {gaps}")
+    transient, period = found
+    return CycleEstimate(tuple(StageCycles(stage.node, type(stage.component).__name__, stage.component.latency)
+                               for stage in stages), timing.latency, transient, period)

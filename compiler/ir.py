@@ -1,9 +1,15 @@
 """The intermediate representation: a few frozen, typed dataclasses.
 
-A `Graph` is a chain of nodes from one bipolar input vector to one output vector. Lowering from PyTorch produces
-`BinaryDense`, `BatchNorm` and `Sign` nodes; the passes turn them into `Threshold` and finally into
-`XnorPopcount` nodes, which are what the hardware implements. Arrays are stored read-only so that a node, once
-made, cannot change under a later pass.
+A `Graph` has named inputs, nodes in topological order and named outputs. Every node has a `name` (which also names
+its one output value) and a tuple of `inputs` naming the values it reads, so fan-out (several readers) and fan-in
+(an add of two branches) need no redesign. Values are `Tensor`s: a data type and a shape (C, H, W); a dense layer's
+vectors are (C, 1, 1).
+
+Lowering from PyTorch produces the front-end nodes, one-to-one with quant/CONTRACT.md: `Dense` (the exact integer
+dot product), `ChannelOps` (the float32 op sequence after it: dequantization, alpha, bias, batch norm, ReLU) and
+`Quantize` (the next layer's input quantizer). The passes fold each ChannelOps -> Quantize into a `MultiThreshold` on
+the integer accumulator and give each Dense its folding; what is left is what the hardware implements.
+Arrays are stored read-only so that a node, once made, cannot change under a later pass.
 """
 from __future__ import annotations
 
@@ -12,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "Bipolar", "Int", "Float32", "DataType", "Folding",
-    "BinaryDense", "BatchNorm", "Sign", "Threshold", "XnorPopcount", "Node", "Graph",
-    "accumulator_width", "popcount_width",
+    "Bipolar", "Int", "Float32", "DataType", "Tensor", "Folding",
+    "Scale", "Multiply", "Add", "BatchNorm", "Relu", "ChannelOp",
+    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "Node", "Graph",
+    "INT8", "accumulator_bound", "accumulator_type",
 ]
 
 
@@ -25,16 +32,49 @@ class Bipolar:
 
 @dataclass(frozen=True)
 class Int:
+    """Integer codes of `width` bits; the value a code stands for is code * 2**exponent."""
     width: int
     signed: bool
+    exponent: int = 0
+
+    @property
+    def low(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def high(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
 
 
 @dataclass(frozen=True)
 class Float32:
-    """IEEE single precision; only between a BatchNorm and the Sign that consumes it."""
+    """IEEE single precision; only between a Dense and the Quantize that a pass folds into thresholds."""
 
 
 DataType = Bipolar | Int | Float32
+INT8 = (-128, 127)  # the codes of every int8 quantizer in the contract
+
+
+def _positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Tensor:
+    dtype: DataType
+    shape: tuple[int, int, int]  # (C, H, W)
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(self.shape))
+        if len(self.shape) != 3:
+            raise ValueError(f"a tensor shape is (C, H, W), not {self.shape}")
+        for axis, size in zip("CHW", self.shape):
+            _positive(f"shape {axis}", size)
+
+    @property
+    def elements(self) -> int:
+        return self.shape[0] * self.shape[1] * self.shape[2]
 
 
 @dataclass(frozen=True)
@@ -44,10 +84,8 @@ class Folding:
     simd: int
 
     def __post_init__(self):
-        for name in ("pe", "simd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        _positive("pe", self.pe)
+        _positive("simd", self.simd)
 
 
 def _frozen_array(values, dtype) -> np.ndarray:
@@ -56,24 +94,87 @@ def _frozen_array(values, dtype) -> np.ndarray:
     return array
 
 
-def accumulator_width(in_features: int) -> int:
-    """Bits of a signed integer holding any sum of `in_features` products of +-1."""
-    return in_features.bit_length() + 1
+def accumulator_bound(weight_kind: str, input_type: DataType, length: int) -> int:
+    """The largest |sum of `length` products| of codes: binary weights are +-1, int8 weight codes -127..127."""
+    weight = 1 if weight_kind == "binary" else 127
+    element = 1 if isinstance(input_type, Bipolar) else max(-input_type.low, input_type.high)
+    return weight * element * length
 
 
-def popcount_width(in_features: int) -> int:
-    """Bits of an unsigned integer holding 0..in_features."""
-    return in_features.bit_length()
+def accumulator_type(weight_kind: str, weight_exponent: int, input_type: DataType, length: int) -> Int:
+    exponent = weight_exponent + (input_type.exponent if isinstance(input_type, Int) else 0)
+    return Int(accumulator_bound(weight_kind, input_type, length).bit_length() + 1, True, exponent)
+
+
+# --- the exact float32 channel operations (quant/CONTRACT.md), each one IEEE op per element, in order ------------
+
+@dataclass(frozen=True, eq=False)
+class Scale:
+    """The conversion of an integer accumulator to float32: f32(code * 2**exponent), rounded once. Always first."""
 
 
 @dataclass(frozen=True, eq=False)
-class BinaryDense:
-    """y = W x with W and x bipolar; y is the integer sum of +-1 products."""
-    name: str
-    weights: np.ndarray  # int8, shape (out_features, in_features), entries -1 or +1
+class Multiply:
+    """x * values[c] in float32 (XNOR-Net's alpha)."""
+    values: np.ndarray
 
     def __post_init__(self):
-        object.__setattr__(self, "weights", _frozen_array(self.weights, np.int8))
+        object.__setattr__(self, "values", _frozen_array(self.values, np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class Add:
+    """x + values[c] in float32 (a float bias)."""
+    values: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", _frozen_array(self.values, np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm:
+    """((x - mean) / sqrt(var + f32(eps))) * gamma + beta, four float32 ops, sqrt correctly rounded."""
+    mean: np.ndarray
+    var: np.ndarray
+    gamma: np.ndarray
+    beta: np.ndarray
+    eps: float
+
+    def __post_init__(self):
+        for attr in ("mean", "var", "gamma", "beta"):
+            object.__setattr__(self, attr, _frozen_array(getattr(self, attr), np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class Relu:
+    """max(x, 0)."""
+
+
+ChannelOp = Scale | Multiply | Add | BatchNorm | Relu
+
+
+# --- nodes ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """acc[o] = sum_i weights[o, i] * x[i] + bias[o] on codes: the exact integer dot product of a layer.
+
+    weight_kind "binary" (codes +-1) or "int8" (codes -127..127, value code * 2**weight_exponent); the input is
+    bipolar or int8 codes. The output code is acc, its exponent the sum of the input's and the weights'.
+    """
+    name: str
+    inputs: tuple[str, ...]
+    weights: np.ndarray  # int64 (out_features, in_features)
+    weight_kind: str
+    weight_exponent: int = 0
+    bias: np.ndarray | None = None  # int64 codes at the accumulator's scale, or None
+    folding: Folding | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "weights", _frozen_array(self.weights, np.int64))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", _frozen_array(self.bias, np.int64))
 
     @property
     def in_features(self) -> int:
@@ -85,103 +186,79 @@ class BinaryDense:
 
 
 @dataclass(frozen=True, eq=False)
-class BatchNorm:
-    """Eval-mode batch norm evaluated as ((x - mean) / sqrt(var + eps)) * gamma + beta, each op in float32.
-
-    This is the exact op sequence of `hbnn.quant.ExactBatchNorm1d` in eval mode, so numpy reproduces it bit for bit.
-    """
+class ChannelOps:
+    """The contract's float32 op sequence on an integer input, per channel: Scale first, then the others."""
     name: str
-    mean: np.ndarray
-    var: np.ndarray
-    gamma: np.ndarray
-    beta: np.ndarray
-    eps: float
+    inputs: tuple[str, ...]
+    ops: tuple[ChannelOp, ...]
 
     def __post_init__(self):
-        for attr in ("mean", "var", "gamma", "beta"):
-            object.__setattr__(self, attr, _frozen_array(getattr(self, attr), np.float32))
-
-    @property
-    def channels(self) -> int:
-        return self.mean.shape[0]
-
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        denominator = np.sqrt(self.var + np.float32(self.eps))
-        return (x - self.mean) / denominator * self.gamma + self.beta
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "ops", tuple(self.ops))
 
 
 @dataclass(frozen=True, eq=False)
-class Sign:
-    """+1 where x >= 0 (so sign(0) = +1, as Brevitas' binary_sign), else -1."""
+class Quantize:
+    """A layer's input quantizer on float32: "sign" (+1 where x >= 0) or "int8" (clamp(round_half_even(x / 2**e),
+    -128, 127))."""
     name: str
+    inputs: tuple[str, ...]
+    kind: str
+    exponent: int = 0  # int8 only
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
 
 
 @dataclass(frozen=True, eq=False)
-class Threshold:
-    """Integer accumulator -> bipolar: +1 where (flip ? -acc : acc) >= threshold, per channel."""
+class MultiThreshold:
+    """Integer accumulator -> output code base + level, level = #{k : key >= thresholds[c, k]}, key = acc or -acc
+    (descending[c]). The output type is Bipolar (base 0, one threshold: level 1 means +1) or Int."""
     name: str
-    thresholds: np.ndarray  # int64 per channel
-    flip: np.ndarray  # bool per channel
+    inputs: tuple[str, ...]
+    thresholds: np.ndarray  # int64 (channels, T), non-decreasing along T
+    descending: np.ndarray  # bool (channels,)
+    base: int
+    dtype: DataType
 
     def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "thresholds", _frozen_array(self.thresholds, np.int64))
-        object.__setattr__(self, "flip", _frozen_array(self.flip, np.bool_))
+        object.__setattr__(self, "descending", _frozen_array(self.descending, np.bool_))
 
     @property
     def channels(self) -> int:
         return self.thresholds.shape[0]
 
 
-@dataclass(frozen=True, eq=False)
-class XnorPopcount:
-    """The hardware layer: p = popcount(xnor(w_row, x)) per output row.
-
-    With thresholds the output bit is p >= threshold (bipolar out); without, the output is the signed
-    accumulator 2p - in_features (integer out).
-    """
-    name: str
-    weight_bits: np.ndarray  # bool, shape (out_features, in_features), True meaning +1
-    thresholds: np.ndarray | None  # int64 per row, in 0..in_features+1, or None
-    folding: Folding | None = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "weight_bits", _frozen_array(self.weight_bits, np.bool_))
-        if self.thresholds is not None:
-            object.__setattr__(self, "thresholds", _frozen_array(self.thresholds, np.int64))
-
-    @property
-    def in_features(self) -> int:
-        return self.weight_bits.shape[1]
-
-    @property
-    def out_features(self) -> int:
-        return self.weight_bits.shape[0]
-
-    @property
-    def output_type(self) -> DataType:
-        if self.thresholds is not None:
-            return Bipolar()
-        return Int(accumulator_width(self.in_features), signed=True)
-
-
-Node = BinaryDense | BatchNorm | Sign | Threshold | XnorPopcount
+Node = Dense | ChannelOps | Quantize | MultiThreshold
 
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A chain of nodes applied to a bipolar input vector of `input_width` elements."""
-    input_width: int
+    """Named input tensors, nodes in topological order, and the names of the output values."""
+    inputs: tuple[tuple[str, Tensor], ...]
     nodes: tuple[Node, ...] = field(default_factory=tuple)
+    outputs: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple((name, tensor) for name, tensor in self.inputs))
         object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
 
-    def replace(self, nodes) -> Graph:
-        return Graph(self.input_width, tuple(nodes))
+    def replace(self, nodes=None, outputs=None) -> Graph:
+        return Graph(self.inputs, self.nodes if nodes is None else tuple(nodes),
+                     self.outputs if outputs is None else tuple(outputs))
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
             if node.name == name:
                 return node
-        raise KeyError(f"no layer named {name!r}; layers are {[n.name for n in self.nodes]}")
+        raise KeyError(f"no node named {name!r}; nodes are {[n.name for n in self.nodes]}")
+
+    def readers(self, value: str) -> list[Node]:
+        """The nodes that read `value`."""
+        return [node for node in self.nodes if value in node.inputs]
+
+    def dense_layers(self) -> list[Dense]:
+        return [node for node in self.nodes if isinstance(node, Dense)]

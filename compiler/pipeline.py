@@ -1,30 +1,34 @@
-"""The compile pipeline: an explicit tuple of IR -> IR passes, checked after each."""
+"""The compile pipeline: an explicit tuple of IR -> IR passes, the graph checked after each."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import torch
 
 from .check import check_graph
-from .convert_to_xnor_popcount import convert_to_xnor_popcount
-from .fold_batchnorm import fold_batchnorm_sign
 from .ir import Folding, Graph
 from .lower import lower_model
-from .set_folding import DEFAULT_TARGET_CYCLES, set_folding
+from .passes.fold_thresholds import fold_thresholds
+from .passes.set_folding import DEFAULT_TARGET_CYCLES, set_folding
 
-__all__ = ["PASSES", "compile_graph", "compile_model"]
+__all__ = ["compile_graph", "compile_model", "passes"]
 
-PASSES = (fold_batchnorm_sign, convert_to_xnor_popcount)
+
+def passes(folding: Mapping[str, Folding] | None = None, target_cycles: int = DEFAULT_TARGET_CYCLES,
+           dsp_budget: int | None = None) -> tuple:
+    return (fold_thresholds,
+            functools.partial(set_folding, overrides=folding, target_cycles=target_cycles, dsp_budget=dsp_budget))
 
 
 def compile_graph(graph: Graph, folding: Mapping[str, Folding] | None = None,
-                  target_cycles: int = DEFAULT_TARGET_CYCLES) -> Graph:
-    for compiler_pass in PASSES:
+                  target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None) -> Graph:
+    for compiler_pass in passes(folding, target_cycles, dsp_budget):
         graph = compiler_pass(graph)
         check_graph(graph)
-    return set_folding(graph, folding, target_cycles)
+    return graph
 
 
 def compile_model(model: torch.nn.Module, folding: Mapping[str, Folding] | None = None,
-                  target_cycles: int = DEFAULT_TARGET_CYCLES) -> Graph:
-    return compile_graph(lower_model(model), folding, target_cycles)
+                  target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None) -> Graph:
+    return compile_graph(lower_model(model), folding, target_cycles, dsp_budget)

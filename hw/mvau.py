@@ -22,12 +22,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .handshake import HandshakeModel
 from .lanes import add_subtract, dot_product_bound, lane_kind, multiply, xnor_popcount
 from .layout import StreamFormat
 from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
 
-__all__ = ["Mvau", "ELEMENT_FORMATS"]
+__all__ = ["Mvau", "MvauHandshake", "ELEMENT_FORMATS"]
 
 # How a weight or input element is stored: kind and bits, as hw.layout packs it.
 ELEMENT_FORMATS = {"binary": ("bipolar", 1), "bipolar": ("bipolar", 1), "int8": ("signed", 8)}
@@ -110,6 +111,10 @@ class Mvau(wiring.Component):
     @property
     def output_format(self) -> StreamFormat:
         return StreamFormat("signed", self._pe, self._accumulator_bits, self.neuron_folds)
+
+    def handshake_model(self) -> MvauHandshake:
+        """A fresh cycle-level model of this unit's valid/ready protocol (hbnn.hw.handshake)."""
+        return MvauHandshake(neuron_folds=self.neuron_folds, synapse_folds=self.synapse_folds)
 
     def weight_words(self) -> list[int]:
         """Word nf * SF + sf: rows nf*PE.., columns sf*SIMD..; PE j's SIMD weights at element j*SIMD.."""
@@ -206,3 +211,37 @@ class Mvau(wiring.Component):
             m.d.sync += self.o_stream.valid.eq(1)
             m.d.sync += [self.o_stream.payload[j].eq(total) for j, total in enumerate(totals)]
         return m
+
+
+class MvauHandshake(HandshakeModel):
+    """Mvau.elaborate's control, without the data: the fold counters, whether the data stage holds a row group's
+    last synapse fold (`finishing`), and the output register's valid."""
+
+    def __init__(self, *, neuron_folds: int, synapse_folds: int):
+        self._neuron_folds, self._synapse_folds = neuron_folds, synapse_folds
+        self._neuron_fold = self._synapse_fold = 0
+        self._finishing = False  # staged & staged_last
+        self.valid = False
+
+    def _advance(self, out_ready: bool) -> bool:
+        return not self._finishing or not self.valid or out_ready
+
+    def ready(self, out_ready: bool) -> bool:
+        return self._neuron_fold == 0 and self._advance(out_ready)
+
+    def clock(self, in_valid: bool, out_ready: bool) -> None:
+        advance = self._advance(out_ready)
+        if self.valid and out_ready:
+            self.valid = False
+        if self._finishing and advance:  # advance here means the output register is free
+            self.valid = True
+        if advance:
+            issue = self._neuron_fold != 0 or in_valid
+            last = self._synapse_fold == self._synapse_folds - 1
+            self._finishing = issue and last
+            if issue:
+                if last:
+                    self._synapse_fold = 0
+                    self._neuron_fold = (self._neuron_fold + 1) % self._neuron_folds
+                else:
+                    self._synapse_fold += 1

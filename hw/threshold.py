@@ -19,18 +19,21 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .handshake import HandshakeModel
 from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
 
-__all__ = ["MultiThreshold"]
+__all__ = ["MultiThreshold", "MultiThresholdHandshake"]
 
 
 class MultiThreshold(wiring.Component):
-    def __init__(self, *, thresholds, descending, pe: int, accumulator_bits: int, output_base: int = 0):
+    def __init__(self, *, thresholds, descending, pe: int, accumulator_bits: int, output_base: int = 0,
+                 output_shape=None):
         try:
             thresholds, descending = self._validate(thresholds, descending, pe, accumulator_bits)
             if not isinstance(output_base, int) or isinstance(output_base, bool):
                 raise TypeError(f"output_base must be an integer, not {output_base!r}")
+            output_shape = self._validate_output_shape(output_shape, output_base, thresholds.shape[1])
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a component that failed to construct is not an unused design
             raise
@@ -47,8 +50,7 @@ class MultiThreshold(wiring.Component):
         self._levels = count + 1
         self._descending = descending
         self._output_base = output_base
-        # Output codes base .. base + T: levels for a sign (base 0: bit 1 means +1), int8 codes for base -128.
-        self._output_shape = Shape.cast(range(output_base, output_base + count + 1))
+        self._output_shape = output_shape
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(signed(accumulator_bits), pe))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(self._output_shape, pe))),
@@ -70,6 +72,20 @@ class MultiThreshold(wiring.Component):
         check_divides("pe", pe, thresholds.shape[0], f"the {thresholds.shape[0]} channels")
         return thresholds, descending
 
+    @staticmethod
+    def _validate_output_shape(output_shape, output_base, count):
+        # Output codes base .. base + T: levels for a sign (base 0: bit 1 means +1), int8 codes for base -128. A
+        # wider shape lets fewer levels feed a wider consumer, e.g. 2-bit codes into an int8 Mvau.
+        codes = range(output_base, output_base + count + 1)
+        if output_shape is None:
+            return Shape.cast(codes)
+        shape = Shape.cast(output_shape)
+        low, high = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else \
+            (0, (1 << shape.width) - 1)
+        if codes[0] < low or codes[-1] > high:
+            raise ValueError(f"output_shape {shape!r} cannot hold the codes {codes[0]}..{codes[-1]}")
+        return shape
+
     @property
     def pe(self) -> int:
         return self._pe
@@ -89,7 +105,7 @@ class MultiThreshold(wiring.Component):
 
     @property
     def output_shape(self) -> Shape:
-        """Shape of one output element: the level plus output_base."""
+        """Shape of one output element: the level plus output_base (the codes' own range unless given)."""
         return self._output_shape
 
     @property
@@ -105,6 +121,10 @@ class MultiThreshold(wiring.Component):
     def interval(self) -> int:
         """Cycles between transfers, streaming undisturbed."""
         return 1
+
+    def handshake_model(self) -> MultiThresholdHandshake:
+        """A fresh cycle-level model of this unit's valid/ready protocol (hbnn.hw.handshake)."""
+        return MultiThresholdHandshake(stages=self._stages)
 
     def _stage_words(self, stage: int, lane: int) -> list[int]:
         """Stage s, lane j, address f * 2^s + m: threshold index (m << (bit+1)) + 2^bit - 1, bit = N-1-s."""
@@ -181,3 +201,26 @@ class MultiThreshold(wiring.Component):
             m.d.sync += self.o_stream.valid.eq(1)
             m.d.sync += [self.o_stream.payload[j].eq(results[stages - 1][j] + self._output_base) for j in range(pe)]
         return m
+
+
+class MultiThresholdHandshake(HandshakeModel):
+    """MultiThreshold.elaborate's control, without the data: the N stage valids (a bit mask, stage s in bit s) and
+    the output register's valid. Everything moves together unless a full output register is not taken."""
+
+    def __init__(self, *, stages: int):
+        self._last = stages - 1
+        self._mask = (1 << stages) - 1
+        self._stage_valid = 0
+        self.valid = False
+
+    def ready(self, out_ready: bool) -> bool:
+        return not self.valid or out_ready
+
+    def clock(self, in_valid: bool, out_ready: bool) -> None:
+        if self.valid and out_ready:
+            self.valid = False
+        elif self.valid:
+            return  # stalled
+        if self._stage_valid >> self._last:
+            self.valid = True
+        self._stage_valid = ((self._stage_valid << 1) | bool(in_valid)) & self._mask

@@ -16,9 +16,10 @@ from amaranth.hdl import Cat, Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .handshake import Chained, HandshakeModel, PassThrough
 from .parameters import check_positive_int
 
-__all__ = ["WidthConverter"]
+__all__ = ["WidthConverter", "SplitHandshake", "GatherHandshake"]
 
 
 class WidthConverter(wiring.Component):
@@ -50,6 +51,18 @@ class WidthConverter(wiring.Component):
         common = math.gcd(self._inputs, self._outputs)
         steps = self.group // common
         return steps if common in (self._inputs, self._outputs) else steps + 1
+
+    def handshake_model(self) -> HandshakeModel:
+        """A fresh cycle-level model of this converter's valid/ready protocol (hbnn.hw.handshake), in the same
+        three cases as elaborate. Equal counts are wires: a PassThrough, which a chain drops."""
+        common = math.gcd(self._inputs, self._outputs)
+        if self._inputs == self._outputs:
+            return PassThrough()
+        if common == self._outputs:
+            return SplitHandshake(parts=self._inputs // self._outputs)
+        if common == self._inputs:
+            return GatherHandshake(parts=self._outputs // self._inputs)
+        return Chained([SplitHandshake(parts=self._inputs // common), GatherHandshake(parts=self._outputs // common)])
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -102,3 +115,49 @@ class WidthConverter(wiring.Component):
                 for index, slot in enumerate(held):
                     with m.If(count == index):
                         m.d.sync += slot.eq(source.payload.as_value())
+
+
+class SplitHandshake(HandshakeModel):
+    """WidthConverter._split's control: which part of the held transfer is out, and the output valid. The next
+    input is taken as the last part leaves."""
+
+    def __init__(self, *, parts: int):
+        self._parts = parts
+        self._part = 0
+        self.valid = False
+
+    def ready(self, out_ready: bool) -> bool:
+        return not self.valid or (out_ready and self._part == self._parts - 1)
+
+    def clock(self, in_valid: bool, out_ready: bool) -> None:
+        taken = in_valid and self.ready(out_ready)
+        if self.valid and out_ready:
+            if self._part == self._parts - 1:
+                self._part, self.valid = 0, False
+            else:
+                self._part += 1
+        if taken:
+            self._part, self.valid = 0, True
+
+
+class GatherHandshake(HandshakeModel):
+    """WidthConverter._gather's control: how many parts are held, and the output valid. Only the completing part
+    waits for the output register."""
+
+    def __init__(self, *, parts: int):
+        self._parts = parts
+        self._count = 0
+        self.valid = False
+
+    def ready(self, out_ready: bool) -> bool:
+        return self._count != self._parts - 1 or not self.valid or out_ready
+
+    def clock(self, in_valid: bool, out_ready: bool) -> None:
+        taken = in_valid and self.ready(out_ready)
+        if self.valid and out_ready:
+            self.valid = False
+        if taken:
+            if self._count == self._parts - 1:
+                self._count, self.valid = 0, True
+            else:
+                self._count += 1

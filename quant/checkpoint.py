@@ -1,4 +1,5 @@
-"""Saving and loading trained BinaryMLPs as torch.save files that load with weights_only=True (no arbitrary pickles)."""
+"""Saving and loading trained zoo models as torch.save files that load with weights_only=True (no arbitrary
+pickles)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from .mlp import BinaryMLP
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
 
@@ -25,7 +24,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> Non
     """Write model (architecture + state_dict) and meta to path; meta must hold only JSON-able plain types."""
     path = Path(path)
     if not callable(getattr(model, "config", None)):
-        raise TypeError(f"save_checkpoint({path}): model must be a BinaryMLP or a zoo model (with config()), "
+        raise TypeError(f"save_checkpoint({path}): model must be a zoo model (with config()), "
                         f"got {type(model).__name__}")
     if not isinstance(meta, dict):
         raise TypeError(f"save_checkpoint({path}): meta must be a dict, got {type(meta).__name__}")
@@ -69,6 +68,8 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
     try:
         model = model_from_any_config(payload["model"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from exc
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {path}: bad model config: {exc}") from exc
     try:
@@ -80,11 +81,18 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     return model, payload["meta"]
 
 
+# The model config of checkpoints written by hbnn before the MLP joined the zoo (class BinaryMLP).
+RETIRED_KIND = "binary_mlp"
+
+
 def model_from_any_config(config: dict) -> torch.nn.Module:
-    """BinaryMLP configs carry kind "binary_mlp"; zoo models' configs carry their name."""
-    if config.get("kind") == "binary_mlp" or "name" not in config:
-        return BinaryMLP.from_config(config)
-    from .models import model_from_config  # imported here: the zoo is large and BinaryMLP users do not need it
+    """The zoo model a checkpoint's config describes; raises CheckpointError for the retired BinaryMLP's."""
+    if config.get("kind") == RETIRED_KIND:
+        sizes = config.get("sizes")
+        hidden = ",".join(map(str, sizes[1:-1])) if isinstance(sizes, list) and len(sizes) > 2 else "WIDTHS"
+        raise CheckpointError(f"model kind {RETIRED_KIND!r} (the old BinaryMLP) is no longer supported; retrain it "
+                              f"as the zoo's mlp: hbnn train --model mlp --precision binary --hidden {hidden}")
+    from .models import model_from_config  # imported here: the zoo is large and checkpoint readers may not need it
     return model_from_config(config)
 
 

@@ -19,7 +19,6 @@ from .augment import standard_augmentation
 from .checkpoint import save_checkpoint
 from .data import Dataset, load_dataset
 from .metrics import NetworkMetrics, measure
-from .mlp import BinaryMLP
 from .train import DEFAULT_BATCH_SIZE, DEFAULT_LR, evaluate, train
 
 __all__ = ["TrainingSpec", "TrainingResult", "build_model_for", "run_training"]
@@ -27,11 +26,11 @@ __all__ = ["TrainingSpec", "TrainingResult", "build_model_for", "run_training"]
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    model: str = "mlp"  # "mlp" (BinaryMLP, compilable today) or a zoo model name (hbnn.quant.models.MODELS)
-    precision: str = "fp"  # the zoo model's variant: fp, hybrid, binary, ternary, abc
+    model: str = "mlp"  # a zoo model name (hbnn.quant.models.MODELS); "mlp" is the one the compiler maps today
+    precision: str = "fp"  # the model's variant: fp, hybrid, binary, ternary, abc
     full_precision: str = "int8"  # what "fp" layers are: int8 (the hardware's) or float (paper baselines)
     options: dict[str, Any] = field(default_factory=dict)  # model options (shortcuts, dropout, weight_bases, ...)
-    hidden: tuple[int, ...] = (128, 128)  # BinaryMLP only
+    hidden: tuple[int, ...] = (128, 128)  # the mlp's hidden widths (its option "hidden")
     dataset: str = "digits"
     data_root: str | None = None
     epochs: int = 10
@@ -60,15 +59,18 @@ class TrainingResult:
 
 
 def build_model_for(spec: TrainingSpec, dataset: Dataset) -> torch.nn.Module:
-    torch.manual_seed(spec.seed)
-    if spec.model == "mlp":
-        if spec.precision != "fp" or spec.options:
-            raise ValueError("the mlp model is the binary MLP: it takes --hidden, not --precision or model options")
-        return BinaryMLP([dataset.features, *spec.hidden, dataset.classes])
     from .models import build_model
+
+    torch.manual_seed(spec.seed)
+    options = dict(spec.options)
+    if spec.model == "mlp":
+        # spec.hidden is the mlp's width option, kept as a field of its own (--hidden); options may not repeat it.
+        if "hidden" in options:
+            raise ValueError("give the mlp's hidden widths as hidden (--hidden), not as the model option 'hidden'")
+        options["hidden"] = list(spec.hidden)
     channels, height, _ = dataset.image_shape
     return build_model(spec.model, precision=spec.precision, in_channels=channels, num_classes=dataset.classes,
-                       image_size=height, full_precision=spec.full_precision, options=spec.options)
+                       image_size=height, full_precision=spec.full_precision, options=options)
 
 
 def _write_logs(out: Path, history: list[dict]) -> None:

@@ -1,15 +1,13 @@
-"""Binary building blocks: +-1 weights, +-1 activations, and batch-norms whose eval output is bit-reproducible."""
+"""Binary quantizers (+-1 weights, +-1 activations) and batch-norms whose eval output is bit-reproducible."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from brevitas.nn import QuantIdentity, QuantLinear
 from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 
 __all__ = [
-    "BinaryWeight", "BinaryAct", "binary_linear", "binary_activation", "ExactBatchNorm1d", "ExactBatchNorm2d",
-    "correctly_rounded_sqrt",
+    "BinaryWeight", "BinaryAct", "ExactBatchNorm1d", "ExactBatchNorm2d", "correctly_rounded_sqrt",
 ]
 
 
@@ -28,16 +26,6 @@ class BinaryAct(SignedBinaryActPerTensorConst):
 
     The gradient is the clipped straight-through estimator: 1 where |x| <= 1, 0 elsewhere.
     """
-
-
-def binary_linear(in_features: int, out_features: int) -> QuantLinear:
-    """A fully connected layer with +-1 weights and no bias (the following batch-norm supplies the offset)."""
-    return QuantLinear(in_features, out_features, bias=False, weight_quant=BinaryWeight)
-
-
-def binary_activation() -> QuantIdentity:
-    """A sign activation producing +-1 floats."""
-    return QuantIdentity(act_quant=BinaryAct)
 
 
 class _ExactBatchNormEval:

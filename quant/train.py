@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import Dataset
-from .mlp import BinaryMLP
 
 __all__ = ["train", "evaluate", "resolve_device", "SCHEDULES", "DEFAULT_EPOCHS", "DEFAULT_LR", "DEFAULT_BATCH_SIZE"]
 
@@ -84,10 +83,11 @@ def train(model: torch.nn.Module, dataset: Dataset, *, epochs: int = DEFAULT_EPO
     epoch's training batches (train mode, as seen while learning), test_acc is evaluate() on the test set after the
     epoch, seconds is the epoch's wall time including that evaluation. log, if given, is called with each record.
 
-    Models with `input_layout == "flat"` (BinaryMLP) get flattened pixels, others (N, C, H, W) images, to which
+    Models with `input_layout == "flat"` (the MLP) get flattened pixels, others (N, C, H, W) images, to which
     `augmentation(x, generator)` is applied when given. The loss is cross-entropy, on logits * |model.logit_scale|
-    where the model has one (integer logits), plus l1 * sum|w| over weight matrices and kernels; weight_decay is
-    Adam's L2 term. Learning rate: `schedule` (cosine per step, step decay, or constant).
+    where the model has one (logits that are sums of +-1 weights, too large for softmax), plus l1 * sum|w| over
+    weight matrices and kernels; weight_decay is Adam's L2 term. Learning rate: `schedule` (cosine per step, step
+    decay, or constant).
 
     With `state_path`, the full training state (weights, optimizer, schedule, random generators, history) is
     written there after every epoch; `resume=True` continues from it, giving the same result as an uninterrupted
@@ -248,12 +248,13 @@ def _check_arguments(model: torch.nn.Module, dataset: Dataset, epochs: int, lr: 
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if len(dataset.train_x) < 2:
         raise ValueError(f"dataset {dataset.name!r} has {len(dataset.train_x)} training samples; need at least 2")
-    if not isinstance(model, BinaryMLP):
-        return
-    features = dataset.train_x.shape[1]
-    if features != model.sizes[0]:
-        raise ValueError(f"dataset {dataset.name!r} has {features} features but the model's input width "
-                         f"(sizes[0]) is {model.sizes[0]}")
-    if dataset.classes != model.sizes[-1]:
-        raise ValueError(f"dataset {dataset.name!r} has {dataset.classes} classes but the model's output width "
-                         f"(sizes[-1]) is {model.sizes[-1]}")
+    # Zoo models know their sizes; a mismatch would otherwise surface as a shape error deep in the forward pass
+    # (or, for classes, not at all until the loss indexes out of range).
+    classes = getattr(model, "num_classes", None)
+    if classes is not None and dataset.classes != classes:
+        raise ValueError(f"dataset {dataset.name!r} has {dataset.classes} classes but the model's num_classes is "
+                         f"{classes}")
+    features = getattr(model, "features", None) if getattr(model, "input_layout", "images") == "flat" else None
+    if isinstance(features, int) and dataset.train_x.shape[1] != features:
+        raise ValueError(f"dataset {dataset.name!r} has {dataset.train_x.shape[1]} features but the model's input "
+                         f"width (in_channels x image_size^2) is {features}")

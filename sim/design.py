@@ -32,9 +32,18 @@ class Design:
     input: StreamFormat
     output: StreamFormat
     latency: int  # analytical: first input handshake of an image to its last output handshake, pipeline empty
-    interval: int  # analytical: cycles between images streaming back to back
+    interval: int  # analytical: cycles between images streaming back to back, in the steady state (rounded up)
     sim_root: pathlib.Path  # simulator builds and run files go here
     label: str  # names the design in messages (the build folder)
+    transient: tuple[int, ...] = ()  # analytical: the first gaps between images' last outputs, before the period
+    period: tuple[int, ...] | None = None  # analytical: the steady gaps, repeating; None: (interval,)
+
+    def gaps(self, images: int) -> list[int]:
+        """The analytical gaps between consecutive images' last outputs, streaming `images` undisturbed."""
+        period = self.period or (self.interval,)
+        count = max(images - 1, 0)
+        repeats = -(-max(count - len(self.transient), 0) // len(period))
+        return (list(self.transient) + list(period) * repeats)[:count]
 
     @classmethod
     def from_build(cls, build_dir: str | pathlib.Path) -> Design:
@@ -42,9 +51,11 @@ class Design:
 
         build_dir = pathlib.Path(build_dir)
         manifest = read_manifest(build_dir)
+        cycles = manifest["cycles"]
         return cls(build_dir / manifest["verilog"], manifest["top"], StreamFormat.from_dict(manifest["input"]),
-                   StreamFormat.from_dict(manifest["output"]), manifest["cycles"]["latency"],
-                   manifest["cycles"]["initiation_interval"], build_dir / "sim", str(build_dir))
+                   StreamFormat.from_dict(manifest["output"]), cycles["latency"],
+                   math.ceil(cycles["initiation_interval"]), build_dir / "sim", str(build_dir),
+                   tuple(cycles["gaps_transient"]), tuple(cycles["gaps_period"]))
 
     def stimulus(self, frames) -> Stimulus:
         """frames: (images, transfers, elements) of input elements; refused if they do not fit this design."""
@@ -90,10 +101,12 @@ class Design:
 class Timing:
     latency: int  # first input handshake of image 0 to its last output handshake
     interval_spread: tuple[int, int]  # smallest and largest gap between images' last output handshakes
+    gaps: tuple[int, ...] = ()  # every gap between consecutive images' last output handshakes
 
     @property
     def initiation_interval(self) -> int:
-        return self.interval_spread[1]
+        """The last gap: the steady state once the pipeline has filled."""
+        return self.gaps[-1] if self.gaps else 0
 
 
 def measure_timing(run: StreamRun, stimulus: Stimulus) -> Timing:
@@ -101,7 +114,7 @@ def measure_timing(run: StreamRun, stimulus: Stimulus) -> Timing:
     image_starts = run.input_cycles[::stimulus.input.transfers]
     gaps = np.diff(image_ends)
     spread = (int(gaps.min()), int(gaps.max())) if len(gaps) else (0, 0)
-    return Timing(int(image_ends[0] - image_starts[0]), spread)
+    return Timing(int(image_ends[0] - image_starts[0]), spread, tuple(int(gap) for gap in gaps))
 
 
 def crosscheck_images(design: Design) -> int:
@@ -112,7 +125,8 @@ def crosscheck_images(design: Design) -> int:
 
 def steady_state_window(design: Design, images: int, window: int = 64) -> tuple[int, int]:
     """(first image, images) for switching activity: from when the pipeline is full, at most `window` images."""
-    first = max(1, math.ceil(design.latency / max(design.interval, 1)))
+    # Full pipeline, and past the transient gaps: from there every image takes the same cycles.
+    first = max(1, math.ceil(design.latency / max(design.interval, 1)), len(design.transient) + 1)
     if images <= first:
         raise ValueError(f"{design.label}: switching activity needs more than {first} images (the pipeline fills "
                          f"over the first {first}); {images} given")

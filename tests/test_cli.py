@@ -4,6 +4,7 @@ import json
 import pytest
 
 from hbnn.cli import main
+from hbnn.quant import load_checkpoint
 
 
 def test_train_compile_sim_report(tmp_path, capsys):
@@ -12,7 +13,7 @@ def test_train_compile_sim_report(tmp_path, capsys):
                  "--out", str(checkpoint)]) == 0
     assert checkpoint.exists() and json.loads(checkpoint.with_suffix(".history.json").read_text())
     build = tmp_path / "build"
-    assert main(["compile", str(checkpoint), "--out", str(build), "--folding", "layers.0=2x4"]) == 0
+    assert main(["compile", str(checkpoint), "--out", str(build), "--folding", "fc1=2x4"]) == 0
     assert main(["sim", str(build), "--count", "12"]) == 0
     verdict = json.loads((build / "sim.json").read_text())
     assert verdict["bit_exact"] and verdict["cycles_match"] and verdict["mismatches"] == 0
@@ -30,14 +31,14 @@ def test_corrupt_checkpoint_is_named(tmp_path, capsys):
 
 
 def test_bad_folding_is_named(tmp_path, tiny_checkpoint, capsys):
-    assert main(["compile", str(tiny_checkpoint), "--out", str(tmp_path / "b"), "--folding", "layers.0=7x1"]) == 2
+    assert main(["compile", str(tiny_checkpoint), "--out", str(tmp_path / "b"), "--folding", "fc1=7x1"]) == 2
     err = capsys.readouterr().err
-    assert "layer 'layers.0'" in err and "pe=7 does not divide its 24 output rows" in err
+    assert "layer 'fc1'" in err and "pe=7 does not divide its 24 output rows" in err
 
 
 def test_malformed_folding_option():
     with pytest.raises(SystemExit):
-        main(["compile", "x.pt", "--folding", "layers.0"])
+        main(["compile", "x.pt", "--folding", "fc1"])
 
 
 def test_sim_on_a_folder_that_is_not_a_build(tmp_path, capsys):
@@ -87,3 +88,47 @@ def test_select_writes_a_plan_and_plan_show_reads_it(tmp_path, capsys):
     assert main(["select", str(checkpoint), "--method", "rear", "--budget", "flops:0.001", "--out",
                  str(tmp_path / "p3.json")]) == 2
     assert "over the budget" in capsys.readouterr().err
+
+
+def test_train_defaults_to_the_binary_mlp_and_takes_its_other_variants(tmp_path, capsys):
+    binary = tmp_path / "binary.pt"
+    assert main(["train", "--dataset", "synthetic", "--hidden", "16", "--epochs", "1", "--quiet",
+                 "--out", str(binary)]) == 0
+    assert "training mlp 16-16-4 (binary, full precision int8)" in capsys.readouterr().out
+    model, meta = load_checkpoint(binary)
+    assert model.variant == "binary" and model.hidden == (16,) and meta["spec"]["hidden"] == [16]
+    hybrid = tmp_path / "hybrid.pt"
+    assert main(["train", "--dataset", "synthetic", "--precision", "hybrid", "--hidden", "16,8", "--epochs", "1",
+                 "--quiet", "--out", str(hybrid)]) == 0
+    model, _ = load_checkpoint(hybrid)
+    assert {name: model.precision_of(name).name for name in model.binarizable_layers()} == \
+        {"fc1": "int8", "fc2": "binary", "fc3": "int8"}
+    capsys.readouterr()
+    assert main(["train", "--dataset", "synthetic", "--precision", "ternary", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "t.pt")]) == 2
+    assert "precision of mlp must be one of fp, hybrid, binary, not 'ternary'" in capsys.readouterr().err
+
+
+def test_select_on_the_mlp_and_train_its_plan(tmp_path, capsys):
+    fp = tmp_path / "fp.pt"
+    assert main(["train", "--dataset", "synthetic", "--precision", "fp", "--hidden", "16,16,16", "--epochs", "1",
+                 "--quiet", "--out", str(fp)]) == 0
+    plan = tmp_path / "plan.json"
+    assert main(["select", str(fp), "--method", "hbn", "--budget", "flops:0.9", "--calibration", "32",
+                 "--out", str(plan)]) == 0
+    saved = json.loads(plan.read_text())
+    assert saved["model"]["name"] == "mlp" and saved["model"]["options"] == {"hidden": [16, 16, 16]}
+    assert list(saved["layers"]) == ["fc1", "fc2", "fc3", "fc4"]
+    assert saved["layers"]["fc1"] == saved["layers"]["fc4"] == "int8"
+    assert saved["selection"]["cost"] <= saved["selection"]["limit"]
+    hybrid = tmp_path / "hybrid.pt"
+    assert main(["train", "--dataset", "synthetic", "--plan", str(plan), "--epochs", "1", "--quiet",
+                 "--out", str(hybrid)]) == 0
+    model, _ = load_checkpoint(hybrid)
+    assert model.hidden == (16, 16, 16)
+    assert {name: model.precision_of(name).name for name in model.binarizable_layers()} == saved["layers"]
+    capsys.readouterr()
+    # Selection starts from full precision: the planned network has binarized layers.
+    assert main(["select", str(hybrid), "--method", "hbn", "--budget", "flops:0.9", "--out",
+                 str(tmp_path / "again.json")]) == 2
+    assert "selection starts from a network trained at full precision" in capsys.readouterr().err

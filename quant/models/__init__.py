@@ -7,7 +7,9 @@
 `precision` names a variant of the model: "fp" (every layer at `full_precision`: INT8, the hardware's 8-bit fixed
 point, by default; FLOAT for pure-float paper baselines), "hybrid" where the paper defines one, "binary" (all
 but the layers the paper keeps at full precision), and for the ABC-Net study networks also "ternary" and "abc"
-(options weight_bases=M, act_bases=N). Each model's module docstring says which layers each variant binarizes.
+(options weight_bases=M, act_bases=N). "mlp" is the multilayer perceptron on flattened pixels (option hidden: its
+hidden widths), the network the compiler maps to hardware. Each model's module docstring says which layers each
+variant binarizes.
 
 Conventions every model follows:
 * Activation rule. A layer whose precision.inputs is "binary" or "abc" quantizes its own input to signs, and
@@ -35,6 +37,7 @@ from .blinknet import BlinkNet
 from .cnv import CNV
 from .cresnet20 import CifarResNet20
 from .lenet import LeNet5
+from .mlp import MLP
 from .nin import NIN
 from .resnet14 import ResNet14
 from .vgg_small import VGGSmall
@@ -43,7 +46,7 @@ __all__ = ["MODELS", "ZooModel", "build_model", "model_from_config"]
 
 MODELS: dict[str, Callable[..., ZooModel]] = {
     model.NAME: model
-    for model in (BlinkNet, ResNet14, CNV, NIN, LeNet5, AlexNetSmall, VGGSmall, CifarResNet20)
+    for model in (BlinkNet, ResNet14, CNV, NIN, LeNet5, AlexNetSmall, VGGSmall, CifarResNet20, MLP)
 }
 
 CONFIG_KEYS = ("name", "precision", "in_channels", "num_classes", "image_size", "full_precision", "options")

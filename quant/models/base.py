@@ -159,4 +159,6 @@ class ZooModel(nn.Module):
 def _json_copy(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):  # e.g. the mlp's hidden widths: a caller must not change the model's own list
+        return [_json_copy(item) for item in value]
     return value

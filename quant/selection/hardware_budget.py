@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from ...compiler.cost_model import HardwareCost, check_mappable, network_cost
-from ...compiler.set_folding import DEFAULT_TARGET_CYCLES
+from ...compiler.passes.set_folding import DEFAULT_TARGET_CYCLES
 from ..precision import Precision
 
 __all__ = ["HARDWARE_METRICS", "HardwareBudget", "LayerShape"]

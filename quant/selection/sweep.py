@@ -88,10 +88,18 @@ def _subset(size: int, wanted: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:wanted].sort().values
 
 
-def _augmentation(dataset):
+def _augmentation(dataset, model):
+    """The dataset's standard augmentation, or None for a model that reads flat pixels (the mlp): training gives
+    those neither augmentation nor normalization, so selection and evaluation must not either."""
     from ..augment import standard_augmentation
 
+    if getattr(model, "input_layout", "images") == "flat":
+        return None
     return standard_augmentation(dataset.name)
+
+
+def _preprocess(augmentation):
+    return None if augmentation is None else augmentation.preprocess
 
 
 def _base_model(spec: SweepSpec, out_dir: Path, dataset, progress: bool):
@@ -120,7 +128,10 @@ def _context(spec: SweepSpec, model, dataset):
 
     generator = torch.Generator().manual_seed(spec.seed + 1)
     chosen = torch.randperm(len(dataset.train_x), generator=generator)[:spec.calibration]
-    images = _augmentation(dataset).preprocess(dataset.train_images[chosen])
+    images = dataset.train_images[chosen]
+    augmentation = _augmentation(dataset, model)
+    if augmentation is not None:
+        images = augmentation.preprocess(images)
     return SelectionContext(model, images, dataset.train_y[chosen])
 
 
@@ -161,12 +172,12 @@ def _selection_point(spec, out_dir, base, dataset, method, budget) -> dict:
     plan.save(out_dir / "plans" / f"{point_id(method, budget)}.json")
 
     model = context.model_with(selection.layers)
-    augmentation = _augmentation(dataset)
+    augmentation = _augmentation(dataset, model)
     started = time.monotonic()
     train(model, dataset, epochs=spec.finetune_epochs, lr=spec.finetune_lr, batch_size=spec.batch_size,
           seed=spec.seed, progress=False, augmentation=augmentation, device="cpu")
     finetune_seconds = time.monotonic() - started
-    accuracy = evaluate(model, dataset.test_images, dataset.test_y, augmentation.preprocess)
+    accuracy = evaluate(model, dataset.test_images, dataset.test_y, _preprocess(augmentation))
     metrics = measure(model, dataset.image_shape)
     return {"status": "ok", "test_accuracy": round(accuracy, 4), "flops": metrics.flops,
             "flops_fraction": round(metrics.flops / flops_budget.reference_flops, 4), "bops": metrics.bops,
@@ -182,13 +193,13 @@ def _pruning_point(spec, base, dataset, budget) -> dict:
 
     model = model_from_config(base.config())
     transfer_weights(base, model)
-    augmentation = _augmentation(dataset)
+    augmentation = _augmentation(dataset, model)
     started = time.monotonic()
     _, pruning = train_slimmed(model, dataset, budget, epochs=spec.finetune_epochs, augmentation=augmentation,
                                seed=spec.seed, progress=False, lr=spec.finetune_lr, batch_size=spec.batch_size,
                                device="cpu")
     finetune_seconds = time.monotonic() - started
-    accuracy = evaluate(model, dataset.test_images, dataset.test_y, augmentation.preprocess)
+    accuracy = evaluate(model, dataset.test_images, dataset.test_y, _preprocess(augmentation))
     return {"status": "ok", "test_accuracy": round(accuracy, 4), "flops": pruning.flops,
             "flops_fraction": round(pruning.flops / pruning.reference_flops, 4), "bops": 0,
             "memory_bits": None, "binarized": 0, "selection_seconds": 0.0,

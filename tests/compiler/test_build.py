@@ -19,18 +19,43 @@ def test_build_folder_is_deterministic(tmp_path, tiny_checkpoint):
         assert filecmp.cmp(first / relative, second / relative, shallow=False), relative
 
 
-def test_manifest_describes_layers_and_memories(tiny_build):
+def test_manifest_describes_layers_memories_and_streams(tiny_build):
     manifest = read_manifest(tiny_build)
     assert manifest["top"] == "hbnn_top" and (tiny_build / manifest["verilog"]).exists()
-    first, last = manifest["layers"][0], manifest["layers"][-1]
+    first, hidden, last = manifest["layers"]
+    assert [layer["lane"] for layer in manifest["layers"]] == ["multiply", "xnor_popcount", "multiply"]
     assert (first["pe"], first["simd"]) == (1, 1)
-    assert first["weights"]["depth"] == first["in_features"] * first["out_features"]
-    lines = (tiny_build / first["weights"]["file"]).read_text().split()
-    assert len(lines) == first["weights"]["depth"] and set("".join(lines)) <= set("01")
-    assert "thresholds" not in last and last["output"]["type"] == "int"
-    assert manifest["cycles"]["initiation_interval"] == max(l["cycles"] for l in manifest["cycles"]["layers"])
+    assert first["weight_memory"]["depth"] == first["in_features"] * first["out_features"]
+    assert first["weight_memory"]["style"] == "block"  # 384 words
+    lines = (tiny_build / first["weight_memory"]["file"]).read_text().split()
+    assert len(lines) == first["weight_memory"]["depth"] and all(len(line) == 2 for line in lines)  # int8 words
+    assert first["threshold"]["thresholds_per_channel"] == 1 and first["output"] == "bipolar"  # sign for fc2
+    assert hidden["threshold"]["thresholds_per_channel"] > 1 and hidden["output"].startswith("int8")
+    rows = (tiny_build / hidden["threshold"]["file"]).read_text().splitlines()
+    assert len(rows) == hidden["out_features"] and all(row[0] in "+-" for row in rows)
+    assert "threshold" not in last and manifest["output"]["kind"] == "signed"
+    assert manifest["dsp_multipliers"] == first["pe"] * first["simd"] + last["pe"] * last["simd"]
+    assert manifest["input"]["quantizer"]["layer"] == "fc1" and manifest["input"]["kind"] == "signed"
+    assert isinstance(manifest["output"]["exponent"], int)
+    assert manifest["cycles"]["initiation_interval"] >= max(l["neuron_folds"] * l["synapse_folds"]
+                                                            for l in manifest["layers"])
     json.dumps(manifest)  # plain JSON all the way down
     assert str(tiny_build) not in (tiny_build / "manifest.json").read_text()
+
+
+def test_a_failed_build_leaves_the_previous_folder_whole(tmp_path, tiny_checkpoint, monkeypatch):
+    out = tmp_path / "build"
+    compile_checkpoint(tiny_checkpoint, out, get_board("pynq-z2"))
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    import hbnn.compiler.build as build
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(build.shutil, "copyfile", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        compile_checkpoint(tiny_checkpoint, out, get_board("pynq-z2"))
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["build"]  # no staging folder left behind
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
@@ -44,5 +69,5 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_a_build_folder_of_another_manifest_version_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "hbnn-build", "version": 1}))
-    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 2: compile the checkpoint"):
+    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 3: compile the checkpoint"):
         read_manifest(tmp_path)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from hbnn.compiler.float_ops import apply_channel_ops
 from hbnn.compiler.ir import BatchNorm
 from hbnn.compiler.multithreshold import fold_steps
 from hbnn.quant.layers import ExactBatchNorm1d
@@ -23,7 +24,7 @@ def random_batchnorm(rng, channels, spread):
 
 
 def as_node(bn):
-    return BatchNorm(name="bn", mean=bn.running_mean.numpy(), var=bn.running_var.numpy(),
+    return BatchNorm(mean=bn.running_mean.numpy(), var=bn.running_var.numpy(),
                      gamma=bn.weight.detach().numpy(), beta=bn.bias.detach().numpy(), eps=bn.eps)
 
 
@@ -37,7 +38,7 @@ def torch_int8_codes(bn, accumulators, acc_scale, out_scale):
 def numpy_int8_levels(node, acc_scale, out_scale):
     def levels_of(accumulators):
         y = (accumulators.astype(np.float64) * acc_scale).astype(np.float32)
-        z = node.evaluate(y)
+        z = apply_channel_ops((node,), y[..., None, None], None)[..., 0, 0]
         return np.clip(np.rint(z / np.float32(out_scale)), -128, 127).astype(np.int64) + 128
     return levels_of
 

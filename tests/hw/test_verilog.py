@@ -24,13 +24,11 @@ def test_lint_reports_real_problems(tmp_path):
     assert not result.clean
 
 
-def test_synthesis_counts_resources(tiny_build):
+def test_synthesis_puts_the_int8_multipliers_on_dsp_slices(tiny_build):
     manifest = read_manifest(tiny_build)
     resources = synthesize(tiny_build / manifest["verilog"], manifest["top"], "xc7")
     assert resources.luts > 0 and resources.flip_flops > 0
-    assert resources.dsps == 0  # binary layers need no multipliers
-    # The input register alone holds one bit per input pixel.
-    assert resources.flip_flops >= manifest["input"]["elements"]
+    assert resources.cells.get("DSP48E1", 0) == manifest["dsp_multipliers"] > 0  # one per int8 lane, none in LUTs
 
 
 def test_cell_counts_are_summed_by_kind():

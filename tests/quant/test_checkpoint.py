@@ -6,12 +6,18 @@ import os
 import pytest
 import torch
 
-from hbnn.quant import BinaryMLP, CheckpointError, load_checkpoint, save_checkpoint
+from hbnn.quant import CheckpointError, load_checkpoint, save_checkpoint
+from hbnn.quant.models import build_model
+
+
+def mlp(hidden=(12, 8), variant="binary"):
+    """An mlp on 4x4 single-channel images, 4 classes."""
+    return build_model("mlp", precision=variant, in_channels=1, num_classes=4, image_size=4, hidden=list(hidden))
 
 
 def _trained_looking_model():
     torch.manual_seed(0)
-    model = BinaryMLP((16, 12, 8, 4), input_threshold=0.4)
+    model = mlp()
     model.train()
     for _ in range(3):  # move the batch-norm running statistics away from their initial values
         model(torch.rand(32, 16))
@@ -55,7 +61,7 @@ def test_random_bytes(tmp_path):
 
 def test_dict_without_format_key(tmp_path):
     path = tmp_path / "plain.pt"
-    torch.save({"state_dict": BinaryMLP((4, 2)).state_dict()}, path)
+    torch.save({"state_dict": mlp(hidden=[2]).state_dict()}, path)
     with pytest.raises(CheckpointError, match=rf"{path}.*not an hbnn-checkpoint"):
         load_checkpoint(path)
 
@@ -80,7 +86,7 @@ def test_pickled_code_is_never_executed(tmp_path):
 
 def test_pickled_arbitrary_class(tmp_path):
     path = tmp_path / "fraction.pt"
-    model = BinaryMLP((4, 2))
+    model = mlp(hidden=[2])
     torch.save({"format": "hbnn-checkpoint", "version": 1, "model": model.config(),
                 "state_dict": model.state_dict(), "meta": {"ratio": fractions.Fraction(1, 3)}}, path)
     with pytest.raises(CheckpointError, match=rf"{path}.*weights-only"):
@@ -89,14 +95,15 @@ def test_pickled_arbitrary_class(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda p: p.update(version=2), "unsupported version 2"),
-    (lambda p: p["model"].update(kind="cnn"), "unknown model kind 'cnn'"),
-    (lambda p: p.update(state_dict=BinaryMLP((16, 9, 8, 4)).state_dict()), "weights do not fit"),
+    (lambda p: p["model"].update(name="cnn"), "bad model config: unknown model 'cnn'"),
+    (lambda p: p["model"]["options"].update(hidden=[0]), r"bad model config: hidden\[0\] must be a positive"),
+    (lambda p: p.update(state_dict=mlp(hidden=(9, 8)).state_dict()), "weights do not fit"),
     (lambda p: p["state_dict"].pop("logit_scale"), "logit_scale"),
     (lambda p: p.pop("meta"), "'meta' is missing"),
 ])
 def test_invalid_contents(tmp_path, change, message):
     path = tmp_path / "edited.pt"
-    save_checkpoint(path, BinaryMLP((16, 12, 8, 4)), {})
+    save_checkpoint(path, mlp(), {})
     payload = torch.load(path, weights_only=True)
     change(payload)
     torch.save(payload, path)
@@ -112,5 +119,15 @@ def test_invalid_contents(tmp_path, change, message):
 ])
 def test_meta_must_be_json_able(tmp_path, meta, message):
     with pytest.raises(TypeError, match=message):
-        save_checkpoint(tmp_path / "m.pt", BinaryMLP((4, 2)), meta)
+        save_checkpoint(tmp_path / "m.pt", mlp(hidden=[2]), meta)
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_binary_mlp_checkpoint_of_the_retired_class_says_to_retrain(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": "hbnn-checkpoint", "version": 1, "meta": {}, "state_dict": {},
+                "model": {"kind": "binary_mlp", "sizes": [64, 128, 96, 10], "input_threshold": 0.5}}, path)
+    with pytest.raises(CheckpointError, match=rf"{path}: model kind 'binary_mlp' .* no longer supported; retrain "
+                                              r"it as the zoo's mlp: hbnn train --model mlp --precision binary "
+                                              r"--hidden 128,96$"):
+        load_checkpoint(path)

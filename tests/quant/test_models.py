@@ -39,6 +39,8 @@ CASES = [
     *(("lenet5", variant, {}) for variant in ("fp", "binary", "ternary", "abc")),
     *((name, variant, ABC_SMALL if variant == "abc" else {})
       for name in ("alexnet_small", "vgg_small") for variant in ("fp", "binary", "ternary", "abc")),
+    *(("mlp", variant, {}) for variant in ("fp", "hybrid", "binary")),
+    ("mlp", "fp", {"hidden": [32], "layer_precisions": {"fc2": "weight-binary"}}),
 ]
 INPUTS = {"cnv": ((3, 32),)}  # CNV's unpadded convs need 32x32; the others take both
 DEFAULT_INPUTS = ((1, 28), (3, 32))
@@ -78,15 +80,18 @@ def test_forward_backward_and_the_inputs_each_layer_sees(name, variant, options,
 
     for layer_name in layers:
         model.get_submodule(layer_name).register_forward_pre_hook(record(layer_name))
-    x = torch.randn(2, channels, size, size)
+    # Batch 2 keeps the conv nets fast. The mlp has only 1-d batch-norms, which map a batch of 2 to +-1 per
+    # feature whatever the input: their gradient vanishes, so it gets a batch of 8.
+    batch = 8 if name == "mlp" else 2
+    x = torch.randn(batch, channels, size, size)
     out = model(x)
-    assert out.shape == (2, 10)
-    nn.functional.cross_entropy(out, torch.tensor([1, 7])).backward()
+    assert out.shape == (batch, 10)
+    nn.functional.cross_entropy(out, torch.tensor([1, 7] * (batch // 2))).backward()
 
     assert called == layers  # binarizable_layers() is the forward order, each layer run once
     model.eval()  # the exact eval paths (batch-norm, integer convs, average pool) run too
     with torch.no_grad():
-        assert torch.isfinite(model(x)).all() and model(x).shape == (2, 10)
+        assert torch.isfinite(model(x)).all() and model(x).shape == (batch, 10)
     for layer_name in layers:
         weight = model.get_submodule(layer_name).weight
         assert weight.grad is not None and torch.isfinite(weight.grad).all(), layer_name
@@ -304,4 +309,4 @@ def test_bad_arguments_name_the_option(call, message):
 
 def test_registry_lists_every_family():
     assert list(MODELS) == ["blinknet", "resnet14", "cnv", "nin", "lenet5", "alexnet_small", "vgg_small",
-                            "cresnet20"]
+                            "cresnet20", "mlp"]

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from brevitas.nn import QuantIdentity
 
-from hbnn.quant.layers import ExactBatchNorm1d, binary_activation, binary_linear, correctly_rounded_sqrt
+from hbnn.quant.layers import BinaryAct, ExactBatchNorm1d, correctly_rounded_sqrt
+from hbnn.quant.precision import BINARY, linear
 
 
 def reference_sqrt(t: torch.Tensor) -> torch.Tensor:
@@ -15,7 +17,7 @@ def reference_sqrt(t: torch.Tensor) -> torch.Tensor:
 
 
 def test_binary_weights_are_exactly_plus_minus_one_with_sign_of_zero_positive():
-    layer = binary_linear(5, 3)
+    layer = linear(BINARY, 5, 3)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[0.0, 0.3, -0.2, 1e-8, -1e-8],
                                          [-0.0, 0.9, -0.9, 0.5, -0.5],
@@ -30,14 +32,14 @@ def test_binary_weights_are_exactly_plus_minus_one_with_sign_of_zero_positive():
 
 def test_binary_linear_computes_integer_dot_products_with_signed_weights():
     torch.manual_seed(0)
-    layer = binary_linear(33, 7)
+    layer = linear(BINARY, 33, 7)
     x = torch.where(torch.rand(4, 33) < 0.5, 1.0, -1.0)
     signs = torch.where(layer.weight >= 0, 1.0, -1.0)
     assert torch.equal(layer(x), x @ signs.T)
 
 
 def test_binary_activation_outputs_signs_and_clipped_straight_through_gradient():
-    activation = binary_activation()
+    activation = QuantIdentity(act_quant=BinaryAct)
     x = torch.tensor([-3.0, -1.0, -0.5, -1e-6, 0.0, 0.25, 1.0, 1.5], requires_grad=True)
     y = activation(x)
     assert torch.equal(y, torch.tensor([-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0]))

@@ -3,13 +3,20 @@
 import pytest
 import torch
 
-from hbnn.quant import BinaryMLP, evaluate, load_dataset, train
+from hbnn.quant import evaluate, load_dataset, train
+from hbnn.quant.models import build_model
+
+
+def binary_mlp(side, hidden, classes):
+    """The binary mlp on side x side single-channel images."""
+    return build_model("mlp", precision="binary", in_channels=1, num_classes=classes, image_size=side,
+                       hidden=list(hidden))
 
 
 def test_short_training_on_digits_beats_chance():
     dataset = load_dataset("digits")
     torch.manual_seed(0)
-    model = BinaryMLP((64, 64, 10))
+    model = binary_mlp(8, [64], 10)
     history = train(model, dataset, epochs=4, seed=0, progress=False)
     assert history[-1]["test_acc"] > 0.6  # chance is 0.1
     assert evaluate(model, dataset.test_x, dataset.test_y) == history[-1]["test_acc"]
@@ -19,7 +26,7 @@ def test_short_training_on_digits_beats_chance():
 def _train_synthetic(seed, log=None):
     dataset = load_dataset("synthetic")
     torch.manual_seed(123)
-    model = BinaryMLP((16, 32, 4))
+    model = binary_mlp(4, [32], 4)
     history = train(model, dataset, epochs=3, batch_size=32, seed=seed, progress=False, log=log)
     return model, history
 
@@ -48,7 +55,7 @@ def test_training_is_deterministic_for_a_seed():
 
 
 def test_evaluate_restores_training_mode_and_counts_correct_argmax():
-    model = BinaryMLP((16, 8, 4))
+    model = binary_mlp(4, [8], 4)
     x = torch.rand(10, 16)
     model.eval()
     predictions = model(x).argmax(dim=1)
@@ -61,20 +68,20 @@ def test_evaluate_restores_training_mode_and_counts_correct_argmax():
 
 def test_mismatched_dataset_and_bad_arguments_are_rejected():
     dataset = load_dataset("synthetic")
-    with pytest.raises(ValueError, match=r"16 features.*sizes\[0\]\) is 64"):
-        train(BinaryMLP((64, 4)), dataset, epochs=1, progress=False)
-    with pytest.raises(ValueError, match=r"4 classes.*sizes\[-1\]\) is 10"):
-        train(BinaryMLP((16, 10)), dataset, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"16 features but the model's input width .* is 64"):
+        train(binary_mlp(8, [8], 4), dataset, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"4 classes but the model's num_classes is 10"):
+        train(binary_mlp(4, [8], 10), dataset, epochs=1, progress=False)
     with pytest.raises(ValueError, match="epochs"):
-        train(BinaryMLP((16, 4)), dataset, epochs=0, progress=False)
+        train(binary_mlp(4, [8], 4), dataset, epochs=0, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
-        train(BinaryMLP((16, 4)), dataset, epochs=1, batch_size=1, progress=False)
+        train(binary_mlp(4, [8], 4), dataset, epochs=1, batch_size=1, progress=False)
 
 
 def test_progress_bar_shows_epoch_and_metrics(capsys):
     dataset = load_dataset("synthetic")
-    train(BinaryMLP((16, 4)), dataset, epochs=1, progress=True)
+    train(binary_mlp(4, [8], 4), dataset, epochs=1, progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "test=" in err
-    train(BinaryMLP((16, 4)), dataset, epochs=1, progress=False)
+    train(binary_mlp(4, [8], 4), dataset, epochs=1, progress=False)
     assert capsys.readouterr().err == ""

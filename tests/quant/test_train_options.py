@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from hbnn.quant import BinaryMLP, load_dataset, train
+from hbnn.quant import load_dataset, train
 from hbnn.quant.augment import Augmentation
+from hbnn.quant.models import build_model
 
 
 def tiny_cnn():
@@ -62,10 +63,18 @@ def test_l1_shrinks_weights_and_schedules_are_checked():
         train(tiny_cnn(), dataset, epochs=1, progress=False, schedule="linear")
 
 
-def test_mlp_keeps_flat_inputs():
+def test_mlp_gets_flat_pixels_and_no_augmentation():
     dataset = load_dataset("synthetic")
-    history = train(BinaryMLP((16, 8, 4)), dataset, epochs=1, progress=False)
+    model = build_model("mlp", precision="fp", in_channels=1, num_classes=4, image_size=4, hidden=[8])
+    shapes = []
+    model.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+
+    def augmentation(x, generator):
+        raise AssertionError("a flat-input model must not be augmented")
+
+    history = train(model, dataset, epochs=1, progress=False, augmentation=augmentation)
     assert history[0]["test_acc"] > 0.0
+    assert shapes and all(len(shape) == 2 and shape[1] == 16 for shape in shapes)
 
 
 def test_time_budget_stops_training_and_is_exclusive_with_resume(tmp_path):

@@ -6,7 +6,6 @@ from hbnn.compiler.cost_model import network_cost
 from hbnn.compiler.cycles import estimate_cycles
 from hbnn.compiler.lower import UnsupportedLayerError
 from hbnn.compiler.pipeline import compile_model
-from hbnn.quant import BinaryMLP
 from hbnn.quant.models import build_model
 from hbnn.quant.precision import BINARY, INT8
 from hbnn.quant.selection import fits, parse_budget
@@ -53,11 +52,11 @@ def test_fits_compares_cost_with_limit():
 
 def test_a_binary_mlp_costs_the_cycles_the_compiler_builds():
     torch.manual_seed(0)
-    model = BinaryMLP((24, 32, 16, 5)).eval()
+    model = build_model("mlp", precision="binary", in_channels=6, num_classes=5, image_size=2, hidden=[32, 16]).eval()
     budget = parse_budget("cycles:100").for_model(model, (24,))
     assert isinstance(budget, HardwareBudget)
     assert [(layer.name, layer.in_features, layer.out_features) for layer in budget.layers] == \
-        [("layers.0", 24, 32), ("layers.3", 32, 16), ("layers.6", 16, 5)]
+        [("fc1", 24, 32), ("fc2", 32, 16), ("fc3", 16, 5)]
     plan = {layer.name: BINARY for layer in budget.layers}
     assert budget.cost(plan) == estimate_cycles(compile_model(model)).latency
 
@@ -72,7 +71,8 @@ def test_a_plan_the_compiler_cannot_map_is_an_error_naming_the_layer():
 
 def test_bad_budgets_are_value_errors():
     with pytest.raises(ValueError, match="kind must be one of"):
-        HardwareBudget.for_model(BinaryMLP((8, 4)), (8,), "watts", 3)
+        HardwareBudget.for_model(build_model("mlp", precision="binary", in_channels=2, num_classes=4, image_size=2,
+                                             hidden=[4]), (4,), "watts", 3)
     with pytest.raises(ValueError, match="counted in LUTs"):
         HardwareBudget("luts", 5000, "cycles", LAYERS)
     with pytest.raises(ValueError, match="finite number >= 0"):

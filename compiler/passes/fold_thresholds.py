@@ -1,0 +1,89 @@
+"""Pass: Dense -> ChannelOps -> Quantize becomes Dense -> MultiThreshold (integer thresholds on the accumulator).
+
+The ChannelOps and the quantizer are a chain of float32 operations, each weakly monotone, so the output code is a
+monotone step function of the accumulator per channel (rising, falling for a negative scale, or constant).
+hbnn.compiler.multithreshold bisects that exact function, evaluated with the same float32 operations PyTorch runs
+(hbnn.compiler.float_ops), over every accumulator value the Dense can produce: exact by construction. A sign needs
+one threshold; an int8 requantization up to 255, fewer where a channel's reachable codes are fewer (after a ReLU
+only 0..127), which shortens the threshold unit's binary search.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..check import GraphError, check_graph
+from ..float_ops import apply_channel_ops, quantize
+from ..ir import INT8, Bipolar, ChannelOps, Dense, Graph, Int, MultiThreshold, Quantize, accumulator_bound
+from ..multithreshold import fold_steps
+
+__all__ = ["fold_thresholds", "accumulator_lattice"]
+
+
+def accumulator_lattice(dense: Dense, input_type) -> tuple[int, int, int]:
+    """(low, high, stride): every value the accumulator (before bias) can take lies on this lattice.
+
+    A +-1 x +-1 dot product of length n has n's parity, so stride 2; anything else stride 1.
+    """
+    bound = accumulator_bound(dense.weight_kind, input_type, dense.in_features)
+    if dense.weight_kind == "binary" and isinstance(input_type, Bipolar):
+        return -bound, bound, 2
+    return -bound, bound, 1
+
+
+def _thresholds(dense: Dense, ops: ChannelOps, quantizer: Quantize, types) -> MultiThreshold:
+    input_type = types[dense.inputs[0]].dtype
+    exponent = types[dense.name].dtype.exponent
+    channels = dense.out_features
+    bias = np.zeros(channels, dtype=np.int64) if dense.bias is None else dense.bias
+    low_code = -1 if quantizer.kind == "sign" else INT8[0]
+    levels = 2 if quantizer.kind == "sign" else INT8[1] - INT8[0] + 1
+
+    def levels_of(accumulators: np.ndarray) -> np.ndarray:
+        # (n, channels) accumulators -> (n, channels, 1, 1) values, as the layer produces them
+        values = (accumulators + bias)[..., None, None]
+        codes = quantize(quantizer.kind, quantizer.exponent, apply_channel_ops(ops.ops, values, exponent))[..., 0, 0]
+        return (codes - low_code) // (2 if quantizer.kind == "sign" else 1)
+
+    low, high, stride = accumulator_lattice(dense, input_type)
+    steps = fold_steps(levels_of, channels, low, high, levels, stride=stride)
+    thresholds = steps.thresholds
+    if quantizer.kind == "sign":
+        return MultiThreshold(name=quantizer.name, inputs=(dense.name,), thresholds=thresholds,
+                              descending=steps.descending, base=0, dtype=Bipolar())
+    # Drop the levels no channel reaches: thresholds at the smallest key (always reached) below the lowest
+    # reachable level, and at `never` above the highest.
+    smallest_key = np.where(steps.descending, -high, low)[:, None]
+    always = (thresholds <= smallest_key).all(axis=0)
+    never = (thresholds >= steps.never).all(axis=0)
+    first = int(np.argmin(always)) if not always.all() else thresholds.shape[1] - 1
+    last = thresholds.shape[1] - int(np.argmin(never[::-1])) if not never.all() else first + 1
+    last = max(last, first + 1)  # at least one threshold: the unit has at least one compare stage
+    return MultiThreshold(name=quantizer.name, inputs=(dense.name,), thresholds=thresholds[:, first:last],
+                          descending=steps.descending, base=low_code + first, dtype=Int(8, True, quantizer.exponent))
+
+
+def fold_thresholds(graph: Graph) -> Graph:
+    types = check_graph(graph)
+    by_name = {node.name: node for node in graph.nodes}
+    replaced: dict[str, MultiThreshold] = {}
+    removed: set[str] = set()
+    for node in graph.nodes:
+        if not isinstance(node, Quantize):
+            continue
+        ops = by_name.get(node.inputs[0])
+        dense = by_name.get(ops.inputs[0]) if isinstance(ops, ChannelOps) else None
+        if not isinstance(dense, Dense):
+            raise GraphError(f"quantizer {node.name!r} does not follow a layer's channel ops; only Dense -> "
+                             "ChannelOps -> Quantize folds into thresholds")
+        readers = graph.readers(ops.name)
+        if len(readers) != 1 or ops.name in graph.outputs:
+            raise GraphError(f"the float32 values {ops.name!r} are read {len(readers)} times; thresholds fold one "
+                             "reader's quantizer only")
+        replaced[node.name] = _thresholds(dense, ops, node, types)
+        if dense.bias is not None:  # the thresholds include it: compare the bare accumulator
+            replaced[dense.name] = dataclasses.replace(dense, bias=None)
+        removed.add(ops.name)
+    nodes = [replaced.get(node.name, node) for node in graph.nodes if node.name not in removed]
+    return graph.replace(nodes)

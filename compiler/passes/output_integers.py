@@ -1,0 +1,31 @@
+"""Pass: a network output that is only a layer's conversion to float32 becomes the layer's integers.
+
+The contract's last layer outputs f32(acc * 2**e); the hardware outputs acc, whose type carries e, and the host
+rounds once if it wants floats. Any other float32 op on an output (alpha, a float bias, a batch norm) has no integer
+form, so it is refused with the layer named.
+"""
+from __future__ import annotations
+
+from ..check import GraphError
+from ..ir import ChannelOps, Graph, Scale
+
+__all__ = ["output_integers"]
+
+
+def output_integers(graph: Graph) -> Graph:
+    producers = {node.name: node for node in graph.nodes}
+    outputs = []
+    dropped = set()
+    for value in graph.outputs:
+        node = producers.get(value)
+        if isinstance(node, ChannelOps):
+            if any(not isinstance(op, Scale) for op in node.ops):
+                ops = ", ".join(type(op).__name__ for op in node.ops if not isinstance(op, Scale))
+                raise GraphError(f"output {value!r}: float32 ops ({ops}) follow the last integer layer "
+                                 f"{node.inputs[0]!r}; hardware outputs integers times a power of two, so the last "
+                                 "layer must end in its accumulator (no alpha, float bias or batch norm after it)")
+            if len(graph.readers(value)) == 0:
+                dropped.add(value)
+            value = node.inputs[0]
+        outputs.append(value)
+    return graph.replace([node for node in graph.nodes if node.name not in dropped], outputs)
