@@ -198,7 +198,7 @@ def _sim_rows(result) -> list[list]:
         rows += [["accuracy, PyTorch", f"{result.torch_accuracy:.4f}", ""],
                  ["accuracy, hardware", f"{result.hardware_accuracy:.4f}", ""]]
     rows += [["images co-simulated", result.images, ""],
-             ["output integers compared", result.outputs_compared,
+             ["outputs compared", result.outputs_compared,
               f"{1 + result.backpressure_runs} runs ({result.backpressure_runs} with random back-pressure)"],
              ["mismatches", result.mismatches, "bit-exact" if result.bit_exact else "NOT BIT-EXACT"],
              ["latency (cycles)", result.latency, f"analytical {result.predicted_latency}"],
@@ -235,9 +235,26 @@ def cmd_sim(args) -> int:
     return 0 if result.passed else 1
 
 
+def _memory_rows(manifest) -> list[list]:
+    """Each memory of the design and where it goes (hbnn.hw.memory_style: block RAM when deep, LUTs when shallow)."""
+    rows = []
+    for layer in manifest["layers"]:
+        weights = layer["weight_memory"]
+        rows.append([layer["name"], "weights", f"{weights['depth']} x {weights['word_bits']}", weights["style"]])
+        for stage, memory in enumerate(layer.get("threshold", {}).get("stage_memories", [])):
+            rows.append([layer["name"], f"thresholds, stage {stage} (per lane)",
+                         f"{memory['depth']} x {layer['accumulator_bits'] + 1}", memory["style"]])
+    return rows
+
+
 def cmd_report(args) -> int:
+    from .compiler.build import read_manifest
+
     resources, board = step_report(args.build)
     _print_table(["resource", "used", board["name"], "share"], _resource_rows(resources, board))
+    print()
+    _print_table(["layer", "memory", "words x bits", "style (block: BRAM; logic/distributed: LUTs)"],
+                 _memory_rows(read_manifest(args.build)))
     return 0
 
 

@@ -21,7 +21,7 @@ from amaranth.back import verilog
 
 from hbnn.boards import get_board
 from hbnn.cli import main as hbnn
-from hbnn.compiler.build import compile_checkpoint, read_manifest
+from hbnn.compiler.build import compile_checkpoint
 from hbnn.compiler.map_to_hardware import map_stages
 from hbnn.hw.dataflow import Dataflow
 from hbnn.hw.synthesis import synthesize

@@ -29,7 +29,7 @@ from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
 from .ir import Dense, Folding, Graph, MultiThreshold
 from .lower import input_layer_of
-from .map_to_hardware import TOP_NAME, Stage, emit_verilog, map_stages, stream_format
+from .map_to_hardware import TOP_NAME, Stage, emit_verilog, map_stages, stream_formats
 from .pipeline import compile_model
 from .passes.set_folding import DEFAULT_TARGET_CYCLES
 from ..hw.dataflow import Dataflow
@@ -118,14 +118,8 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
     cycles: CycleEstimate = estimate_cycles(stages)
     (input_name, input_tensor), = graph.inputs
     output_name, = graph.outputs
-    first, last = stages[0], stages[-1]
-    input_format = stream_format(input_tensor.dtype, first.component.simd, first.transfers_in)
     output_type = types[output_name].dtype
-    output_layout = last.component.signature.members["o_stream"].signature.members["payload"].shape
-    output_format = stream_format(output_type, output_layout.length, last.transfers_out)
-    if output_format.element_bits != output_layout.elem_shape.width and output_format.kind != "bipolar":
-        output_format = type(output_format)(output_format.kind, output_format.elements,
-                                            output_layout.elem_shape.width, output_format.transfers)
+    input_format, output_format = stream_formats(graph, stages)
     layer = input_layer_of(graph)
     manifest = {
         "format": "hbnn-build", "version": MANIFEST_VERSION, "hbnn_version": __version__,

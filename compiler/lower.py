@@ -9,7 +9,6 @@ the first module (or operation) without a mapping and why.
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 import torch
@@ -114,7 +113,7 @@ def _input_type(kind: str, exponent: int) -> Bipolar | Int:
     return Bipolar() if kind == "sign" else Int(8, True, exponent)
 
 
-def _dense_and_ops(path: str, module: nn.Module, input_value: str, input_exponent: int) -> list:
+def _dense_and_ops(path: str, module: nn.Module, input_value: str) -> list:
     """Dense on the layer's codes, then the layer's own float32 ops (the contract's eval op sequence)."""
     codes, scale = module.quantized_weight_codes()
     codes = codes.detach().cpu().numpy().astype(np.int64)
@@ -132,7 +131,6 @@ def _dense_and_ops(path: str, module: nn.Module, input_value: str, input_exponen
             ops.append(Multiply(scale.detach().cpu().numpy()))
         if module.bias is not None:
             ops.append(Add(module.bias.detach().cpu().numpy()))
-    del input_exponent  # the accumulator's exponent is derived from the input type by the checker
     dense = Dense(name=path, inputs=(input_value,), weights=codes, weight_kind=weight_kind,
                   weight_exponent=weight_exponent, bias=bias)
     return [dense, ChannelOps(name=f"{path}.out", inputs=(path,), ops=tuple(ops))]
@@ -198,7 +196,7 @@ class _Lowering:
                 self._require_float(path, module, source)
                 value = path + INPUT_SUFFIX
                 self.nodes.append(Quantize(name=value, inputs=(source,), kind=kind, exponent=exponent))
-            new = _dense_and_ops(path, module, value, exponent)
+            new = _dense_and_ops(path, module, value)
             self.nodes += new
             self.float_values.add(new[-1].name)
             return new[-1].name

@@ -19,9 +19,9 @@ from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..hw.width_converter import WidthConverter
 from .check import GraphError, check_graph
-from .ir import Bipolar, Dense, Graph, Int, MultiThreshold
+from .ir import Bipolar, Dense, Graph, MultiThreshold
 
-__all__ = ["TOP_NAME", "Stage", "map_stages", "build_accelerator", "emit_verilog", "stream_format"]
+__all__ = ["TOP_NAME", "Stage", "map_stages", "build_accelerator", "emit_verilog", "stream_format", "stream_formats"]
 
 TOP_NAME = "hbnn_top"
 
@@ -116,6 +116,20 @@ def _append_converted(stages: list[Stage], stage: Stage) -> None:
         fifo = StreamFifo(element=element, elements=consumed, depth=fifo_depth(stage.transfers_in))
         stages.append(Stage(None, fifo, stage.transfers_in, stage.transfers_in))
     stages.append(stage)
+
+
+def stream_formats(graph: Graph, stages: list[Stage]) -> tuple[StreamFormat, StreamFormat]:
+    """(input, output) formats of the mapped chain: the input's codes SIMD at a time, the last stage's elements (a
+    matrix-vector unit's accumulators are as wide as its lanes need, which may differ from the IR's bound)."""
+    types = check_graph(graph)
+    (_, input_tensor), = graph.inputs
+    first, last = stages[0], stages[-1]
+    element, elements = _elements(last.component, "o_stream")
+    output_type = types[graph.outputs[0]].dtype
+    output = (stream_format(output_type, elements, last.transfers_out) if isinstance(output_type, Bipolar)
+              else StreamFormat("signed" if element.signed else "unsigned", elements, element.width,
+                                last.transfers_out))
+    return stream_format(input_tensor.dtype, first.component.simd, first.transfers_in), output
 
 
 def build_accelerator(graph: Graph) -> Dataflow:

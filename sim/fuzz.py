@@ -21,7 +21,7 @@ from ..compiler.check import check_graph, divisors
 from ..compiler.cycles import estimate_cycles
 from ..compiler.ir import Folding
 from ..compiler.lower import input_layer_of, lower_model, network_input_codes
-from ..compiler.map_to_hardware import map_stages, stream_format
+from ..compiler.map_to_hardware import map_stages, stream_formats
 from ..compiler.pipeline import compile_graph
 from ..hw.dataflow import Dataflow
 from ..quant.layers import ExactBatchNorm1d
@@ -133,13 +133,8 @@ def check_case(case: Case, backpressure: tuple[float, float] = (0.3, 0.3)) -> Ca
     with torch.no_grad():
         expected = model(x).numpy()
     codes = network_input_codes(model, input_layer_of(compiled), x)
-    (_, input_tensor), = compiled.inputs
     first, last = stages[0], stages[-1]
-    input_format = stream_format(input_tensor.dtype, first.component.simd, first.transfers_in)
-    layout = last.component.signature.members["o_stream"].signature.members["payload"].shape
-    output_format = stream_format(types[compiled.outputs[0]].dtype, layout.length, last.transfers_out)
-    output_format = type(output_format)(output_format.kind, layout.length, layout.elem_shape.width,
-                                        last.transfers_out)
+    input_format, output_format = stream_formats(compiled, stages)
     transfers = codes.reshape(case.images * first.transfers_in, -1)
     exponent = types[compiled.outputs[0]].dtype.exponent
     analytical = estimate_cycles(stages)
