@@ -2,45 +2,56 @@
 
 A plan is a chain of layers, each (name, kind, precision, in_features, out_features). The compiler maps linear
 layers at precision binary and binary+alpha (XNOR-popcount lanes), weight-binary(+alpha) (add/subtract lanes:
-binary weights on int8 inputs) and int8 (multiply lanes, one DSP48 slice per multiplier). The cost model does not
-predict what the compiler builds: it builds it. `network_cost` makes the graph the compiler would make for the plan,
-with dummy weights (seeded random codes of each layer's weight kind) and dummy thresholds, gives it the folding
-`set_folding` gives (the same function, the same target and DSP budget), maps it to the hardware components
-(`map_stages`) and reads the answer off the mapped design:
+binary weights on int8 inputs) and int8 (multiply lanes on DSP slices); alpha folds into the next layer's
+thresholds. The cost model does not predict what the compiler builds, it builds it: `network_cost` makes the graph
+the compiler's passes would leave for the plan (`dummy_graph`: the same nodes, names, types and shapes, with seeded
+random weight codes of each layer's kind and random thresholds), folds it with `set_folding` (the same function,
+target and DSP budget), maps it with `map_stages` and reads the answer off the mapped stages:
 
-* cycles: `estimate_cycles(stages).latency`, cycles from an image's first input handshake to its last output
-  handshake, and `interval`, the steady cycles per image. The cycle analysis is exact for a mapped design
-  (co-simulation measures the same, tests/sim); what the dummy design can get wrong is only the thresholds. A sign
-  has one threshold, as the compiler's always has, so an all-binary plan's cycles are exact. An int8
-  requantization gets T = 255 dummy thresholds, the most one can have: its threshold unit has 8 compare stages
-  where a trained network's often has fewer (after a ReLU only codes 0..127 are reachable: 127 thresholds, 7
-  stages), so wherever a layer feeds an int8 layer the latency is an upper bound, a few cycles above the compiled
-  network's. The interval does not depend on the thresholds.
-* DSPs: exact, PE x SIMD per int8 layer: one DSP48E1 per 8 x 8 multiplier, as the compiler counts them against a
-  board (`dsp_multipliers` in the build manifest) and as Yosys maps them (bench/calibrate_cost_model.py measures
-  the DSPs of every calibration design). Binary and weight-binary lanes use none.
-* LUTs: an ESTIMATE of Yosys' logic LUTs (`synth_xilinx -family xc7 -flatten`, LUT1..LUT6: the "LUT (logic)" row
-  of `hbnn report`), a linear model over terms of the mapped stages (LUT_TERMS, `lut_terms`), fitted by
-  bench/calibrate_cost_model.py. It excludes LUTs used as memory (the FIFOs' and input buffers' shallow memories
-  go to LUT RAM, a few LUTs each) and block RAM.
-* bram36: an ESTIMATE of the block RAMs (in BRAM36 units, an 18 Kb half counting 0.5) of the memories deeper than
-  hbnn.hw.memory_style.LUT_DEPTH words, from their depths and widths (`block_ram36`). Deep int8 threshold stages
-  dominate it; the dummy T = 255 makes it an upper bound there too.
+* cycles: `estimate_cycles(stages).latency`, from an image's first input handshake to its last output handshake,
+  and `interval`, the steady cycles per image. The cycle analysis is exact for a mapped design (co-simulation
+  measures the same, tests/sim), and of the dummy design only the thresholds can differ from the compiled one's
+  in a way that matters for cycles: a threshold unit's compare stages are the bit length of its threshold count T.
+  In front of a layer that takes signs T = 1, as the compiler's always is, so a plan whose layers after the first
+  all take signs has exact cycles. In front of an int8 layer the dummy has T = 255, the most an int8 requantization
+  can need, 8 stages; a trained network after a ReLU reaches only codes 0..127 (127 thresholds, 7 stages), fewer
+  where a batch norm leaves levels unreachable. So there the latency is an upper bound: one cycle per missing
+  compare stage (tests/compiler/test_cost_model.py checks that difference exactly). The interval is exact.
+* DSPs: exact, PE x SIMD per int8 layer: one DSP48E1 per 8 x 8 multiplier, the count the compiler checks against a
+  board's DSPs and writes to the build manifest (`dsp_multipliers`), and the count Yosys maps on every design of
+  the calibration (table below). Binary and weight-binary lanes use none.
+* LUTs: an ESTIMATE of Yosys' logic LUTs (synth_xilinx -family xc7 -flatten, LUT1..LUT6: the "LUT (logic)" row
+  of `hbnn report`), a linear model over terms of the mapped stages. It leaves out LUTs used as memory (the FIFOs'
+  and input buffers' shallow memories go to LUT RAM) and block RAM.
+* bram36: an ESTIMATE of the block RAM (BRAM36 units; a RAMB18 counts 0.5) of the memories deeper than
+  hbnn.hw.memory_style.LUT_DEPTH words, from their depths and widths (`block_ram36`): equal to Yosys' count on
+  every calibration design but one (16.5 for 16). Deep threshold stages in front of int8 layers dominate it, and
+  the dummy T = 255 makes it an upper bound there (16.5 for a compiled network's 9.5 in the table below).
 
-LUT model: the sum over the mapped stages of
-    LUT_PER_MATRIX_UNIT                 per matrix-vector unit (fold counters, addresses, handshake)
-  + LUT_PER_XNOR_LANE * PE*SIMD         XNOR-popcount lanes (binary x sign)
-  + LUT_PER_ADD_SUBTRACT_LANE * PE*SIMD add/subtract lanes (binary x int8): a negation mux and an adder per lane
-  + LUT_PER_MULTIPLY_LANE * PE*SIMD     multiply lanes (int8 x int8): the adder tree Yosys leaves outside the DSPs
-  + LUT_PER_ACCUMULATOR_BIT * PE*bits   the accumulators
-  + LUT_PER_ROM_BIT * bits              output bits of the ROMs kept in LUTs (depth <= 64): weights and thresholds
-  + LUT_PER_COMPARE_BIT * PE*N*(bits+1) threshold units: N compare stages per lane on keys one bit wider
-  + LUT_PER_STREAM_UNIT                 per threshold unit, FIFO and width converter
-Its error is stated by the coefficients below, measured on the calibration designs (fitted on) and on held-out
-ones, trained-like networks compiled by the compiler among them.
+The LUT model, summed over the mapped stages (`lut_terms`; fitted by bench/calibrate_cost_model.py, non-negative
+least squares on relative error):
+
+    LUT_PER_XNOR_LANE * PE*SIMD          XNOR-popcount lanes: XNOR gates and popcount trees
+  + LUT_PER_ADD_SUBTRACT_LANE * PE*SIMD  add/subtract lanes: a 9-bit negation, a mux and an adder each
+  + LUT_PER_INPUT_BIT * SIMD*bits        each unit's input chunk register and mux (1 or 8 bits per element)
+  + LUT_PER_BINARY_ROM_BIT * bits        binary weight ROMs kept in LUTs (5..64 words): depth x width
+  + LUT_PER_ROM_BIT * bits               int8 weight and threshold-stage ROMs kept in LUTs: depth x width
+  + LUT_PER_COMPARE_BIT * PE*N*(w+1)     threshold units: N compare stages per lane on keys one bit wider than the
+                                         w-bit accumulator
+  + LUT_PER_STREAM_UNIT                  per threshold unit, FIFO and width converter
+
+Yosys' ROMs are not one LUT6 per output bit: their LUTs grow with depth x width (about 5.5 per bit of width at 64
+words, 1 at 16, none at 4 or fewer, which fold into the logic they feed). Multiply lanes have no term: a constant
+per unit, a cost per multiply lane and per accumulator bit were tried, and the fit gives them 0 (Yosys puts the
+products, most of the adder tree and the accumulators in the DSP slices), so an int8 layer's LUTs are its input
+register and its weight ROM. Measured error (LUT_CALIBRATION): at most 22% on the 23 calibration designs, 31% on
+the 11 held out (RMS 8% and 12%); the largest errors are on small designs (a few hundred LUTs) and on layers
+with many int8 lanes on shallow weight ROMs. Networks of three or more layers, including ones the compiler compiled
+from trained-like models, are within 18%, pairs of layers within 22%. Read it as about +-20% for a network, and as a
+way to compare plans rather than a promise of fit.
 
 Every other layer raises UnsupportedLayerError naming the layer and why: conv, ternary, ABC-Net and float layers
-(the compiler has no hardware for them), and a scaled (+alpha) last layer (the hardware outputs integers). A cost
+(the compiler has no hardware for them) and a scaled (+alpha) last layer (the hardware outputs integers). A cost
 model that priced them at 0 would be wrong silently.
 """
 from __future__ import annotations
@@ -65,34 +76,113 @@ from .map_to_hardware import Stage, map_stages
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, set_folding
 
 __all__ = [
-    "HardwareCost", "LayerCost", "LayerDescription", "LUT_TERMS", "LUT_COEFFICIENTS", "check_mappable",
-    "network_cost", "dummy_graph", "lut_terms", "estimate_luts", "block_ram36", "SIGN_THRESHOLDS",
-    "INT8_THRESHOLDS",
+    "HardwareCost", "LayerCost", "LayerDescription", "LUT_TERMS", "LUT_COEFFICIENTS", "LUT_CALIBRATION",
+    "LUT_MAX_ERROR", "LAST_LAYER_REASON", "SIGN_THRESHOLDS", "INT8_THRESHOLDS", "check_mappable", "network_cost",
+    "dummy_graph", "lut_terms", "stage_lut_terms", "estimate_luts", "block_ram36",
 ]
 
 KINDS = ("linear", "conv")
+FOLDED_ROM_DEPTH = 4  # ROMs of this many words or fewer cost no LUTs of their own (see _rom_bits)
 SIGN_THRESHOLDS = 1  # a sign: one threshold, as the compiler's always is
 INT8_THRESHOLDS = 255  # an int8 requantization: the most it can need (a trained one after a ReLU needs 127)
 LAST_LAYER_REASON = ("hardware outputs integers times a power of two, so the last layer must end in its accumulator "
                      "(no alpha, float bias or batch norm after it)")  # the words of passes/output_integers.py
 
-# LUT model: bench/calibrate_cost_model.py (see the table there).
-LUT_TERMS = ("matrix_units", "xnor_lanes", "add_subtract_lanes", "multiply_lanes", "accumulator_bits", "input_bits",
-             "binary_rom_bits", "rom_bits", "compare_bits", "stream_units")
-LANE_TERMS = {"xnor_popcount": "xnor_lanes", "add_subtract": "add_subtract_lanes", "multiply": "multiply_lanes"}
-LUT_PER_MATRIX_UNIT = 20.0
-LUT_PER_XNOR_LANE = 2.0
-LUT_PER_ADD_SUBTRACT_LANE = 27.0
-LUT_PER_MULTIPLY_LANE = 10.0
-LUT_PER_ACCUMULATOR_BIT = 1.0
-LUT_PER_INPUT_BIT = 1.0
-LUT_PER_BINARY_ROM_BIT = 0.1
-LUT_PER_ROM_BIT = 0.1
-LUT_PER_COMPARE_BIT = 1.0
-LUT_PER_STREAM_UNIT = 10.0
-LUT_COEFFICIENTS = (LUT_PER_MATRIX_UNIT, LUT_PER_XNOR_LANE, LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_MULTIPLY_LANE,
-                    LUT_PER_ACCUMULATOR_BIT, LUT_PER_INPUT_BIT, LUT_PER_BINARY_ROM_BIT, LUT_PER_ROM_BIT, LUT_PER_COMPARE_BIT,
-                    LUT_PER_STREAM_UNIT)
+# LUT model coefficients: bench/calibrate_cost_model.py (Yosys 0.70 via yowasp, synth_xilinx -family xc7 -flatten,
+# logic LUTs), least squares on relative error, non-negative, on the "fit" designs of LUT_CALIBRATION.
+LUT_TERMS = ("xnor_lanes", "add_subtract_lanes", "input_bits", "binary_rom_bits", "rom_bits", "compare_bits",
+             "stream_units")
+LANE_TERMS = {"xnor_popcount": "xnor_lanes", "add_subtract": "add_subtract_lanes"}  # multiply lanes: none, see above
+LUT_PER_XNOR_LANE = 2.144
+LUT_PER_ADD_SUBTRACT_LANE = 22.112
+LUT_PER_INPUT_BIT = 1.469
+LUT_PER_BINARY_ROM_BIT = 0.074
+LUT_PER_ROM_BIT = 0.058
+LUT_PER_COMPARE_BIT = 0.357
+LUT_PER_STREAM_UNIT = 0.844
+LUT_COEFFICIENTS = (LUT_PER_XNOR_LANE, LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_INPUT_BIT, LUT_PER_BINARY_ROM_BIT,
+                    LUT_PER_ROM_BIT, LUT_PER_COMPARE_BIT, LUT_PER_STREAM_UNIT)
+
+# The calibration table: (precisions, widths, target cycles, set, measured logic LUTs, estimate). "fit": fitted on;
+# "held out": never fitted on; "held out, compiled": a trained-like network (hbnn.sim.fuzz.random_stack, seed 0:
+# random batch norms, ReLU in front of int8 layers) compiled by the compiler and synthesized, against the estimate
+# network_cost makes from its plan alone. Single layers are one matrix-vector unit each; the errors are
+# (estimate - measured) / measured. Foldings (PE x SIMD per layer) are set_folding's at the target.
+#   set          design (foldings)                                  measured estimate  error   DSPs  BRAM36 Yosys/est.
+#   fit          binary 64-64 @64 (1x64)                                 512      534  +4.3%      0      0 / 0
+#   fit          binary 64-64 @16 (4x64)                                 971      946  -2.6%      0      0 / 0
+#   fit          binary 64-64 @4 (16x64)                                2216     2289  +3.3%      0      0 / 0
+#   fit          binary 64-64 @256 (1x16)                                 57       58  +1.8%      0    0.5 / 0.5
+#   fit          binary 256-64 @32 (2x256)                              2517     2686  +6.7%      0      0 / 0
+#   fit          binary 128-128 @16 (8x128)                             3912     3596  -8.1%      0      0 / 0
+#   fit          weight-binary 64-64 @128 (1x32)                        1061     1084  +2.2%      0    0.5 / 0.5
+#   fit          weight-binary 64-64 @32 (2x64)                         3811     3886  +2.0%      0      0 / 0
+#   fit          weight-binary 32-32 @8 (4x32)                          3350     3282  -2.0%      0      0 / 0
+#   fit          weight-binary 128-16 @128 (1x16)                        535      542  +1.3%      0    0.5 / 0.5
+#   fit          int8 64-64 @64 (1x64)                                  2623     2653  +1.1%     64      0 / 0
+#   fit          int8 64-64 @512 (1x8)                                    96       94  -2.1%      8      1 / 1
+#   fit          int8 32-32 @16 (2x32)                                   926      851  -8.1%     64      0 / 0
+#   fit          int8 128-16 @32 (1x64)                                 1591     1702  +7.0%     64      0 / 0
+#   fit          bin,bin 64-64-10 @16 (4x64 5x8)                        1230     1143  -7.1%      0      0 / 0
+#   fit          bin,wb 64-32-10 @32 (1x64 5x2)                          695      731  +5.2%      0    3.5 / 3.5
+#   fit          int8,int8 64-32-10 @64 (1x32 5x1)                      2081     1684 -19.1%     37      7 / 7
+#   fit          wb,bin 32-64-10 @64 (1x32 5x2)                         1461     1374  -6.0%      0      0 / 0
+#   fit          bin,int8 64-64-10 @16 (4x64 5x8)                       1789     1680  -6.1%     40     10 / 10
+#   fit          int8,bin 32-64-10 @8 (8x32 5x16)                       1406     1719 +22.3%    256      0 / 0
+#   fit          wb,wb 64-32-10 @16 (2x64 5x4)                          4477     4551  +1.7%      0      6 / 6
+#   fit          bin,bin,bin 64-128-128-10 @32 (4x64 4x128 5x8)         4141     4128  -0.3%      0      0 / 0
+#   fit          int8,wb,bin,int8 64-64-64-32-10 @64 (1x64 1x64 1x32 5x1)
+#                                                                       6408     5858  -8.6%     69     16 / 16.5
+#   held out     binary 64-64 @32 (2x64)                                 629      672  +6.8%      0      0 / 0
+#   held out     weight-binary 64-64 @64 (1x64)                         2400     2470  +2.9%      0      0 / 0
+#   held out     int8 64-64 @128 (1x32)                                  287      376 +31.0%     32      4 / 4
+#   held out     int8 64-32 @16 (2x64)                                  1939     1702 -12.2%    128      0 / 0
+#   held out     int8,bin 32-64-10 @32 (2x32 5x4)                       1652     1526  -7.6%     64      0 / 0
+#   held out     bin,bin,bin 64-128-128-10 @16 (8x64 8x128 5x16)        6589     5899 -10.5%      0      0 / 0
+#   compiled     bin,bin,bin 64-128-128-10 @32 (4x64 4x128 5x8)         4144     4128  -0.4%      0      0 / 0
+#   compiled     bin,bin,bin 64-128-128-10 @128 (1x64 1x128 5x2)         888      730 -17.8%      0    5.5 / 5.5
+#   compiled     int8,wb,bin,int8 64-64-64-32-10 @64 (1x64 1x64 1x32 5x1)
+#                                                                       6216     5858  -5.8%     69    9.5 / 16.5
+#   compiled     wb+a,bin+a,int8 32-64-32-10 @32 (2x32 1x64 5x2)        2820     2650  -6.0%     10    2.5 / 3.5
+#   compiled     int8,int8,int8 64-64-32-10 @128 (1x32 1x16 1x4)         969      967  -0.2%     52   17.5 / 26.5
+# DSPs: Yosys' count equals the estimate (PE x SIMD per int8 layer) on every design.
+LUT_CALIBRATION = (
+    (('binary',), (64, 64), 64, 'fit', 512, 534),
+    (('binary',), (64, 64), 16, 'fit', 971, 946),
+    (('binary',), (64, 64), 4, 'fit', 2216, 2289),
+    (('binary',), (64, 64), 256, 'fit', 57, 58),
+    (('binary',), (256, 64), 32, 'fit', 2517, 2686),
+    (('binary',), (128, 128), 16, 'fit', 3912, 3596),
+    (('weight-binary',), (64, 64), 128, 'fit', 1061, 1084),
+    (('weight-binary',), (64, 64), 32, 'fit', 3811, 3886),
+    (('weight-binary',), (32, 32), 8, 'fit', 3350, 3282),
+    (('weight-binary',), (128, 16), 128, 'fit', 535, 542),
+    (('int8',), (64, 64), 64, 'fit', 2623, 2653),
+    (('int8',), (64, 64), 512, 'fit', 96, 94),
+    (('int8',), (32, 32), 16, 'fit', 926, 851),
+    (('int8',), (128, 16), 32, 'fit', 1591, 1702),
+    (('binary', 'binary'), (64, 64, 10), 16, 'fit', 1230, 1143),
+    (('binary', 'weight-binary'), (64, 32, 10), 32, 'fit', 695, 731),
+    (('int8', 'int8'), (64, 32, 10), 64, 'fit', 2081, 1684),
+    (('weight-binary', 'binary'), (32, 64, 10), 64, 'fit', 1461, 1374),
+    (('binary', 'int8'), (64, 64, 10), 16, 'fit', 1789, 1680),
+    (('int8', 'binary'), (32, 64, 10), 8, 'fit', 1406, 1719),
+    (('weight-binary', 'weight-binary'), (64, 32, 10), 16, 'fit', 4477, 4551),
+    (('binary', 'binary', 'binary'), (64, 128, 128, 10), 32, 'fit', 4141, 4128),
+    (('int8', 'weight-binary', 'binary', 'int8'), (64, 64, 64, 32, 10), 64, 'fit', 6408, 5858),
+    (('binary',), (64, 64), 32, 'held out', 629, 672),
+    (('weight-binary',), (64, 64), 64, 'held out', 2400, 2470),
+    (('int8',), (64, 64), 128, 'held out', 287, 376),
+    (('int8',), (64, 32), 16, 'held out', 1939, 1702),
+    (('int8', 'binary'), (32, 64, 10), 32, 'held out', 1652, 1526),
+    (('binary', 'binary', 'binary'), (64, 128, 128, 10), 16, 'held out', 6589, 5899),
+    (('binary', 'binary', 'binary'), (64, 128, 128, 10), 32, 'held out, compiled', 4144, 4128),
+    (('binary', 'binary', 'binary'), (64, 128, 128, 10), 128, 'held out, compiled', 888, 730),
+    (('int8', 'weight-binary', 'binary', 'int8'), (64, 64, 64, 32, 10), 64, 'held out, compiled', 6216, 5858),
+    (('weight-binary+alpha', 'binary+alpha', 'int8'), (32, 64, 32, 10), 32, 'held out, compiled', 2820, 2650),
+    (('int8', 'int8', 'int8'), (64, 64, 32, 10), 128, 'held out, compiled', 969, 967),
+)
+LUT_MAX_ERROR = {"fit": 0.223, "held out": 0.310}  # largest |estimate - measured| / measured in LUT_CALIBRATION
 
 # (name, kind, precision, in_features, out_features), in forward order
 LayerDescription = tuple[str, str, Precision, int, int]
@@ -106,7 +196,7 @@ class LayerCost:
     lane: str  # "xnor_popcount" | "add_subtract" | "multiply"
     pe: int
     simd: int
-    luts: int  # estimate
+    luts: int  # estimate (rounded per layer: the network's total is rounded once)
     dsps: int  # exact
     bram36: float  # estimate
     cycles: int  # the unit's cycles per image at this folding, (MH/PE) * (MW/SIMD)
@@ -252,13 +342,22 @@ def _memories(component) -> tuple[tuple[int, int, bool], ...]:
     return ()
 
 
+# Block RAM aspect ratios (depth, width): RAMB18E1 and RAMB36E1 with parity bits where a width has them.
+RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+
+
 def block_ram36(depth: int, width: int) -> float:
-    """BRAM36 units (an 18 Kb half counts 0.5) of one block-RAM memory: RAMB18 halves, each depth x width at
-    512 x 36, 1K x 18, 2K x 9, 4K x 4, 8K x 2 or 16K x 1."""
-    for deepest, widest in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
-        if depth <= deepest:
-            return 0.5 * math.ceil(width / widest)
-    return 0.5 * math.ceil(depth / 16384) * width
+    """BRAM36 units (a RAMB18 counts 0.5) of one memory in block RAM: the fewest RAMB36 and RAMB18 side by side
+    that hold `width` bits at `depth` words (memories deeper than 32K words as a cascade of 32K-word slices)."""
+    if depth > RAMB36_SHAPES[-1][0]:
+        return math.ceil(depth / RAMB36_SHAPES[-1][0]) * block_ram36(RAMB36_SHAPES[-1][0], width)
+    wide36 = next(widest for deepest, widest in RAMB36_SHAPES if depth <= deepest)
+    wide18 = next((widest for deepest, widest in RAMB18_SHAPES if depth <= deepest), 0)
+    if not wide18:
+        return float(math.ceil(width / wide36))
+    return min(whole + 0.5 * math.ceil(max(0, width - whole * wide36) / wide18)
+               for whole in range(math.ceil(width / wide36) + 1))
 
 
 def _block_ram(component) -> float:
@@ -266,18 +365,18 @@ def _block_ram(component) -> float:
 
 
 def _rom_bits(component) -> int:
-    """Bits (depth x width) of the component's ROMs kept in LUTs (LUT_DEPTH words or fewer)."""
+    """Bits (depth x width) of the component's ROMs kept in LUTs, but for the smallest: a ROM of up to
+    FOLDED_ROM_DEPTH words is a function of two address bits, which folds into the logic it feeds."""
     return sum(depth * width for depth, width, writable in _memories(component)
-               if not writable and depth <= LUT_DEPTH)
+               if not writable and FOLDED_ROM_DEPTH < depth <= LUT_DEPTH)
 
 
 def stage_lut_terms(component) -> tuple[float, ...]:
     """The LUT model's terms (LUT_TERMS order) of one mapped component."""
     terms = dict.fromkeys(LUT_TERMS, 0.0)
     if isinstance(component, Mvau):
-        terms["matrix_units"] = 1
-        terms[LANE_TERMS[component.lane]] = component.pe * component.simd
-        terms["accumulator_bits"] = component.pe * component.accumulator_bits
+        if component.lane in LANE_TERMS:
+            terms[LANE_TERMS[component.lane]] = component.pe * component.simd
         terms["input_bits"] = component.simd * (1 if component.lane == "xnor_popcount" else 8)
         terms["rom_bits" if component.lane == "multiply" else "binary_rom_bits"] = _rom_bits(component)
     elif isinstance(component, ThresholdUnit):
@@ -332,11 +431,13 @@ def _layer_cost(stages: list[Stage]) -> LayerCost:
 def _cost(layers: tuple[LayerDescription, ...], target_cycles: int, dsp_budget: int | None) -> HardwareCost:
     graph = set_folding(dummy_graph(layers), target_cycles=target_cycles, dsp_budget=dsp_budget)
     stages = map_stages(graph)
-    cycles = estimate_cycles(stages)
-    costs = tuple(_layer_cost(group) for group in _layer_stages(stages))
-    for stage in stages:
-        stage.component._MustUse__silence = True  # analysed, never elaborated: not a forgotten design
-    return HardwareCost(luts=sum(cost.luts for cost in costs), dsps=sum(cost.dsps for cost in costs),
+    try:
+        cycles = estimate_cycles(stages)
+        costs = tuple(_layer_cost(group) for group in _layer_stages(stages))
+    finally:
+        for stage in stages:
+            stage.component._MustUse__silence = True  # analysed, never elaborated: not a forgotten design
+    return HardwareCost(luts=estimate_luts(stages), dsps=sum(cost.dsps for cost in costs),
                         cycles=cycles.latency, interval=cycles.initiation_interval,
                         bram36=sum(cost.bram36 for cost in costs), layers=costs)
 

@@ -1,11 +1,16 @@
 """Hardware budgets (luts:N, dsps:N, cycles:N): a plan's cost from the compiler's cost model.
 
 `HardwareBudget.for_model` records each conv/linear layer's kind and shape once; `cost(plan)` then asks
-hbnn.compiler.cost_model what the compiler would build for that plan: LUTs (an estimate, see the cost model's
-measured error), DSPs, or cycles (the latency of one image). The cost model covers what the compiler maps today,
-binary linear layers; a conv layer makes `for_model` fail, and a layer the plan puts at a precision the compiler
-cannot map makes `cost` fail, each with an UnsupportedLayerError naming the layer. That is the honest answer until
-the compiler maps more: a budget that priced unmapped layers at 0 would accept any plan.
+hbnn.compiler.cost_model, which builds and maps the network the compiler would build for that plan (dummy weights,
+the compiler's folding), for:
+- cycles: the latency of one image; exact where every layer after the first takes signs, otherwise an upper bound
+  by about a cycle per layer that feeds an int8 layer;
+- DSPs: exact, PE x SIMD per int8 layer;
+- LUTs: an estimate of Yosys' logic LUTs (the cost model states its measured error, LUT_MAX_ERROR).
+The compiler maps linear layers at binary, binary+alpha, weight-binary(+alpha) and int8 precision. A conv layer
+makes `for_model` fail, and a layer the plan puts at a precision the compiler cannot map (ternary, ABC-Net, float,
+or +alpha on the last layer) makes `cost` fail, each with an UnsupportedLayerError naming the layer. That is the
+honest answer: a budget that priced unmapped layers at 0 would accept any plan.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Mapping
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from ...compiler.cost_model import HardwareCost, check_mappable, network_cost
+from ...compiler.cost_model import LUT_MAX_ERROR, HardwareCost, check_mappable, network_cost
 from ...compiler.passes.set_folding import DEFAULT_TARGET_CYCLES
 from ..precision import Precision
 
@@ -83,7 +88,7 @@ class HardwareBudget:
                   target_cycles: int = DEFAULT_TARGET_CYCLES) -> HardwareBudget:
         """The budget `metric:value` for `model`. input_shape is part of every budget factory's signature; the
         mapped layers (linear) do not depend on it. Raises UnsupportedLayerError at the first layer whose kind
-        the compiler cannot map (any conv layer today)."""
+        the compiler cannot map (any conv layer today); precisions are checked per plan, by `cost`."""
         if metric not in HARDWARE_METRICS:
             raise ValueError(f"hardware budget kind must be one of {', '.join(HARDWARE_METRICS)}, not {metric!r}")
         layers = tuple(_shape(name, model.get_submodule(name)) for name in _layer_names(model))
@@ -98,13 +103,18 @@ class HardwareBudget:
         if missing:
             raise ValueError(f"{self.kind} budget: the plan gives no precision for layer {missing[0]!r}")
         return network_cost([(layer.name, layer.kind, layers[layer.name], layer.in_features, layer.out_features)
-                             for layer in self.layers], target_cycles=self.target_cycles)
+                             for layer in self.layers], self.target_cycles)
 
     def cost(self, layers: Mapping[str, Precision]) -> float:
         return float(getattr(self.hardware_cost(layers), self.kind))
 
     def describe(self) -> str:
-        estimate = " as the compiler's cost model estimates them, about +-10%" if self.kind == "luts" else ""
+        meaning = {
+            "luts": f"logic LUTs as the compiler's cost model estimates them, measured within "
+                    f"{max(LUT_MAX_ERROR.values()):.0%}",
+            "dsps": "DSP slices, one per int8 multiplier",
+            "cycles": "cycles of latency per image, an upper bound where a layer feeds an int8 layer",
+        }[self.kind]
         count = len(self.layers)
-        return (f"{self.kind}:{self.limit:g} (at most {self.limit:,.0f} {self.unit}{estimate}; {count} "
+        return (f"{self.kind}:{self.limit:g} (at most {self.limit:,.0f} {meaning}; {count} "
                 f"layer{'' if count == 1 else 's'} folded for {self.target_cycles} cycles per layer)")

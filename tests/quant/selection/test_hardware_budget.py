@@ -5,15 +5,17 @@ import torch
 from hbnn.compiler.cost_model import network_cost
 from hbnn.compiler.cycles import estimate_cycles
 from hbnn.compiler.lower import UnsupportedLayerError
+from hbnn.compiler.map_to_hardware import map_stages
 from hbnn.compiler.pipeline import compile_model
 from hbnn.quant.models import build_model
-from hbnn.quant.precision import BINARY, INT8
+from hbnn.quant.precision import BINARY, INT8, TERNARY, WEIGHT_BINARY, Precision
 from hbnn.quant.selection import fits, parse_budget
 from hbnn.quant.selection.hardware_budget import HardwareBudget, LayerShape
 
 LAYERS = (LayerShape("fc1", "linear", 64, 128), LayerShape("fc2", "linear", 128, 128),
           LayerShape("fc3", "linear", 128, 10))
 ALL_BINARY = {layer.name: BINARY for layer in LAYERS}
+HYBRID = {"fc1": INT8, "fc2": WEIGHT_BINARY, "fc3": INT8}
 
 
 def cresnet20():
@@ -21,7 +23,7 @@ def cresnet20():
 
 
 def test_a_conv_network_is_an_error_naming_its_first_conv():
-    with pytest.raises(UnsupportedLayerError, match=r"layer 'stem\.conv': .*conv layers are not mapped yet"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'stem\.conv': convolutions are not mapped to hardware yet"):
         HardwareBudget.for_model(cresnet20(), (1, 8, 8), "luts", 5000)
 
 
@@ -32,14 +34,28 @@ def test_parse_budget_reaches_the_cost_model(text):
     assert info.value.path == "stem.conv"
 
 
+@pytest.mark.parametrize("plan", [ALL_BINARY, HYBRID], ids=["binary", "hybrid"])
 @pytest.mark.parametrize("metric, unit", [("luts", "LUTs"), ("dsps", "DSPs"), ("cycles", "cycles")])
-def test_an_all_binary_linear_network_costs_what_network_cost_says(metric, unit):
+def test_a_linear_network_costs_what_network_cost_says(metric, unit, plan):
     budget = HardwareBudget(kind=metric, limit=5000, unit=unit, layers=LAYERS, target_cycles=16)
-    expected = network_cost([(layer.name, layer.kind, BINARY, layer.in_features, layer.out_features)
-                             for layer in LAYERS], target_cycles=16)
-    assert budget.cost(ALL_BINARY) == float(getattr(expected, metric))
-    assert budget.hardware_cost(ALL_BINARY) == expected
-    assert budget.describe().startswith(f"{metric}:5000 (at most 5,000 {unit}")
+    expected = network_cost([(layer.name, layer.kind, plan[layer.name], layer.in_features, layer.out_features)
+                             for layer in LAYERS], 16)
+    assert budget.cost(plan) == float(getattr(expected, metric))
+    assert budget.hardware_cost(plan) == expected
+    assert budget.describe().startswith(f"{metric}:5000 (at most 5,000 ")
+    assert "folded for 16 cycles per layer" in budget.describe()
+
+
+def test_int8_layers_cost_dsps_and_luts():
+    dsps = HardwareBudget("dsps", 0, "DSPs", LAYERS, target_cycles=16)
+    cost = dsps.hardware_cost(HYBRID)
+    fc1, fc2, fc3 = cost.layers
+    assert dsps.cost(HYBRID) == fc1.pe * fc1.simd + fc3.pe * fc3.simd > 0
+    assert fc2.dsps == 0 and fc2.lane == "add_subtract"
+    assert not fits(dsps, HYBRID)
+    assert fits(HardwareBudget("dsps", cost.dsps, "DSPs", LAYERS, target_cycles=16), HYBRID)
+    luts = HardwareBudget("luts", 0, "LUTs", LAYERS, target_cycles=16)
+    assert luts.cost(HYBRID) > luts.cost(ALL_BINARY) > 0  # add/subtract lanes cost more than XNOR-popcount ones
 
 
 def test_fits_compares_cost_with_limit():
@@ -48,6 +64,14 @@ def test_fits_compares_cost_with_limit():
     assert fits(HardwareBudget("luts", cost, "LUTs", LAYERS), ALL_BINARY)
     assert not fits(HardwareBudget("luts", cost - 1, "LUTs", LAYERS), ALL_BINARY)
     assert fits(HardwareBudget("dsps", 0, "DSPs", LAYERS), ALL_BINARY)
+    assert "measured within" in HardwareBudget("luts", 0, "LUTs", LAYERS).describe()
+
+
+def mlp_latency(model):
+    stages = map_stages(compile_model(model))
+    for stage in stages:
+        stage.component._MustUse__silence = True  # analysed, not elaborated
+    return estimate_cycles(stages).latency
 
 
 def test_a_binary_mlp_costs_the_cycles_the_compiler_builds():
@@ -58,13 +82,27 @@ def test_a_binary_mlp_costs_the_cycles_the_compiler_builds():
     assert [(layer.name, layer.in_features, layer.out_features) for layer in budget.layers] == \
         [("fc1", 24, 32), ("fc2", 32, 16), ("fc3", 16, 5)]
     plan = {layer.name: BINARY for layer in budget.layers}
-    assert budget.cost(plan) == estimate_cycles(compile_model(model)).latency
+    assert budget.cost(plan) == mlp_latency(model)
+
+
+def test_a_hybrid_mlp_costs_at_least_the_cycles_the_compiler_builds():
+    torch.manual_seed(0)
+    model = build_model("mlp", precision="fp", in_channels=6, num_classes=5, image_size=2, hidden=[32, 16],
+                        layer_precisions={"fc2": "weight-binary"}).eval()
+    budget = parse_budget("cycles:100").for_model(model, (24,))
+    plan = {name: model.get_submodule(name).precision for name in ("fc1", "fc2", "fc3")}
+    assert plan == {"fc1": INT8, "fc2": WEIGHT_BINARY, "fc3": INT8}
+    real = mlp_latency(model)
+    # Two threshold units feed int8 layers; after a ReLU each needs 7 compare stages, the cost model assumes 8.
+    assert real < budget.cost(plan) <= real + 2
 
 
 def test_a_plan_the_compiler_cannot_map_is_an_error_naming_the_layer():
     budget = HardwareBudget("luts", 5000, "LUTs", LAYERS)
-    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc2': .*int8 layers \(DSP MAC units\) are not mapped"):
-        budget.cost({**ALL_BINARY, "fc2": INT8})
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc2': ternary layers are not mapped to hardware yet"):
+        budget.cost({**ALL_BINARY, "fc2": TERNARY})
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc3': it is the network's last layer"):
+        budget.cost({**ALL_BINARY, "fc3": Precision("binary", "binary", weight_scale=True)})
     with pytest.raises(ValueError, match="no precision for layer 'fc3'"):
         budget.cost({"fc1": BINARY, "fc2": BINARY})
 
