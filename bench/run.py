@@ -41,7 +41,7 @@ def main() -> int:
             checkpoint = work / "model.pt"
             save_checkpoint(checkpoint, model, {"dataset": "digits"})
         print(f"{'target':>6}  {'foldings (PExSIMD per layer)':<28}  {'II':>4}  {'latency':>7}  {'LUT':>6}  "
-              f"{'FF':>6}  {'CARRY4':>6}  {'synth s':>7}")
+              f"{'FF':>6}  {'CARRY4':>6}  {'BRAM36':>6}  {'synth s':>7}")
         for target in targets:
             _, manifest = compile_checkpoint(checkpoint, work / f"t{target}", get_board("pynq-z2"),
                                              target_cycles=target)
@@ -50,7 +50,7 @@ def main() -> int:
             foldings = " ".join(f"{layer['pe']}x{layer['simd']}" for layer in manifest["layers"])
             cycles = manifest["cycles"]
             print(f"{target:>6}  {foldings:<28}  {cycles['initiation_interval']:>4}  {cycles['latency']:>7}  "
-                  f"{resources.luts:>6}  {resources.flip_flops:>6}  {resources.carry:>6}  "
+                  f"{resources.luts:>6}  {resources.flip_flops:>6}  {resources.carry:>6}  {resources.bram36:>6g}  "
                   f"{time.monotonic() - started:>7.1f}", flush=True)
     return 0
 

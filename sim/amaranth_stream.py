@@ -3,12 +3,12 @@ component tests' bench (the build-level engines are in design.py)."""
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Value
+from amaranth.hdl import ClockDomain, Module, Value
 from amaranth.sim import Simulator
 
 from ..hw.layout import StreamFormat
 
-__all__ = ["stream_through"]
+__all__ = ["stream_through", "stream_patterns"]
 
 
 def stream_through(dut, transfers, input_format: StreamFormat, output_format: StreamFormat, *, outputs: int,
@@ -54,3 +54,38 @@ def stream_through(dut, transfers, input_format: StreamFormat, output_format: St
     sim.add_testbench(monitor, background=True)
     sim.run()
     return np.array(received).reshape(len(received), output_format.elements), in_cycles, out_cycles
+
+
+def stream_patterns(dut, payloads, in_pattern, out_pattern, *, outputs: int, probe=None):
+    """Per cycle: i_stream.valid = in_pattern[cycle] while payloads are left (valid may drop without a handshake),
+    o_stream.ready = out_pattern[cycle]; stops after `outputs` output handshakes or at the patterns' end. The
+    handshake-model tests feed the same patterns to a component's model. `probe(ctx)` runs each cycle after the
+    signals are set. Returns (input handshake cycles, output handshake cycles, output payloads as integers)."""
+    m = Module()
+    m.domains.sync = ClockDomain()  # a pass-through converter has no clocked logic of its own
+    m.submodules.dut = dut
+    ins, outs, received = [], [], []
+
+    async def testbench(ctx):
+        for cycle in range(len(in_pattern)):
+            valid = len(ins) < len(payloads) and bool(in_pattern[cycle])
+            ctx.set(dut.i_stream.valid, valid)
+            if valid:
+                ctx.set(Value.cast(dut.i_stream.payload), payloads[len(ins)])
+            ctx.set(dut.o_stream.ready, bool(out_pattern[cycle]))
+            if probe is not None:
+                probe(ctx)
+            if valid and ctx.get(dut.i_stream.ready):
+                ins.append(cycle)
+            if out_pattern[cycle] and ctx.get(dut.o_stream.valid):
+                outs.append(cycle)
+                received.append(ctx.get(Value.cast(dut.o_stream.payload)))
+                if len(outs) == outputs:
+                    return
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return ins, outs, received

@@ -2,7 +2,6 @@
 import filecmp
 import json
 
-import numpy as np
 import pytest
 
 from hbnn.boards import get_board

@@ -5,11 +5,11 @@ simulation measured as sim.design.measure_timing measures it. Then Dataflow's ch
 output_shape, and a StreamFifo in front of an Mvau, which stops chained Mvaus from coupling."""
 import numpy as np
 import pytest
-from amaranth.hdl import Shape, Value, signed, unsigned
-from amaranth.sim import Simulator
+from amaranth.hdl import Shape, signed, unsigned
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hbnn.sim.amaranth_stream import stream_patterns
 from hbnn.hw.dataflow import Dataflow, chain_timing, image_transfers
 from hbnn.hw.handshake import schedule
 from hbnn.hw.layout import StreamFormat
@@ -31,31 +31,7 @@ def wire_format(component, name):
 
 
 def simulate(dut, payloads, outputs, in_pattern, out_pattern):
-    """Per cycle: valid = in_pattern[cycle] while payloads are left, ready = out_pattern[cycle]; stops after
-    `outputs` output handshakes. Returns (input handshake cycles, output handshake cycles, output payloads)."""
-    ins, outs, received = [], [], []
-
-    async def testbench(ctx):
-        for cycle in range(len(in_pattern)):
-            valid = len(ins) < len(payloads) and bool(in_pattern[cycle])
-            ctx.set(dut.i_stream.valid, valid)
-            if valid:
-                ctx.set(Value.cast(dut.i_stream.payload), payloads[len(ins)])
-            ctx.set(dut.o_stream.ready, bool(out_pattern[cycle]))
-            if valid and ctx.get(dut.i_stream.ready):
-                ins.append(cycle)
-            if out_pattern[cycle] and ctx.get(dut.o_stream.valid):
-                outs.append(cycle)
-                received.append(ctx.get(Value.cast(dut.o_stream.payload)))
-                if len(outs) == outputs:
-                    return
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return ins, outs, received
+    return stream_patterns(dut, payloads, in_pattern, out_pattern, outputs=outputs)
 
 
 # A chain from a plan: Mvau layers, each but the last followed by a MultiThreshold coding for the next layer's

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module, Value, signed, unsigned
-from amaranth.sim import Simulator
+from amaranth.hdl import Value, signed, unsigned
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hbnn.sim.amaranth_stream import stream_patterns
 from hbnn.hw.handshake import Chained, HandshakeModel, PassThrough, schedule
 from hbnn.hw.mvau import Mvau
 from hbnn.hw.threshold import MultiThreshold
@@ -21,32 +21,8 @@ FLOWS = [(1.0, 1.0), (0.6, 0.6), (0.3, 0.9), (0.9, 0.3)]
 
 
 def simulate(dut, payloads, outputs, in_pattern, out_pattern):
-    """Per cycle: valid = in_pattern[cycle] while payloads are left, ready = out_pattern[cycle]; stops after
-    `outputs` output handshakes. Returns (input handshake cycles, output handshake cycles)."""
-    m = Module()
-    m.domains.sync = ClockDomain()  # a pass-through converter has no clocked logic of its own
-    m.submodules.dut = dut
-    ins, outs = [], []
-
-    async def testbench(ctx):
-        for cycle in range(len(in_pattern)):
-            valid = len(ins) < len(payloads) and bool(in_pattern[cycle])
-            ctx.set(dut.i_stream.valid, valid)
-            if valid:
-                ctx.set(Value.cast(dut.i_stream.payload), payloads[len(ins)])
-            ctx.set(dut.o_stream.ready, bool(out_pattern[cycle]))
-            if valid and ctx.get(dut.i_stream.ready):
-                ins.append(cycle)
-            if out_pattern[cycle] and ctx.get(dut.o_stream.valid):
-                outs.append(cycle)
-                if len(outs) == outputs:
-                    return
-            await ctx.tick()
-
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    """(input handshake cycles, output handshake cycles) under the patterns (hbnn.sim.amaranth_stream)."""
+    ins, outs, _ = stream_patterns(dut, payloads, in_pattern, out_pattern, outputs=outputs)
     return ins, outs
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Value, signed, unsigned
-from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hbnn.sim.amaranth_stream import stream_patterns
 from hbnn.hw.dataflow import Dataflow, image_transfers
 from hbnn.hw.handshake import schedule
 from hbnn.hw.lint import lint_verilog
@@ -22,34 +22,8 @@ FLOWS = [(1.0, 1.0), (0.6, 0.6), (0.3, 0.9), (0.9, 0.3)]
 
 
 def simulate(dut, payloads, in_pattern, out_pattern, *, probe=None):
-    """Per cycle: valid = in_pattern[cycle] while payloads are left, ready = out_pattern[cycle]; stops after every
-    payload has come out. Returns (input handshake cycles, output handshake cycles, output payloads). `probe(ctx)`
-    runs each cycle after the signals are set."""
-    ins, outs, received = [], [], []
-
-    async def testbench(ctx):
-        for cycle in range(len(in_pattern)):
-            valid = len(ins) < len(payloads) and bool(in_pattern[cycle])
-            ctx.set(dut.i_stream.valid, valid)
-            if valid:
-                ctx.set(Value.cast(dut.i_stream.payload), payloads[len(ins)])
-            ctx.set(dut.o_stream.ready, bool(out_pattern[cycle]))
-            if probe is not None:
-                probe(ctx)
-            if valid and ctx.get(dut.i_stream.ready):
-                ins.append(cycle)
-            if out_pattern[cycle] and ctx.get(dut.o_stream.valid):
-                outs.append(cycle)
-                received.append(ctx.get(Value.cast(dut.o_stream.payload)))
-                if len(outs) == len(payloads):
-                    return
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return ins, outs, received
+    """Stops after every payload has come out (hbnn.sim.amaranth_stream)."""
+    return stream_patterns(dut, payloads, in_pattern, out_pattern, outputs=len(payloads), probe=probe)
 
 
 def assert_twins(depth, in_pattern, out_pattern, transfers, seed, *, element=signed(5), elements=3):

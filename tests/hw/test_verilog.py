@@ -1,5 +1,4 @@
 """Generated Verilog: lint-clean under `verilator -Wall` with the documented waivers, and synthesizable by Yosys."""
-import pytest
 
 from hbnn.compiler.build import read_manifest
 from hbnn.hw.lint import LINT_WAIVERS, lint_verilog
