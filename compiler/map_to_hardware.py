@@ -21,7 +21,7 @@ from ..hw.width_converter import WidthConverter
 from .check import GraphError, check_graph
 from .ir import Bipolar, Dense, Graph, MultiThreshold
 
-__all__ = ["TOP_NAME", "Stage", "map_stages", "build_accelerator", "emit_verilog", "stream_format", "stream_formats"]
+__all__ = ["TOP_NAME", "Stage", "map_stages", "emit_verilog", "stream_format", "stream_formats"]
 
 TOP_NAME = "hbnn_top"
 
@@ -130,10 +130,6 @@ def stream_formats(graph: Graph, stages: list[Stage]) -> tuple[StreamFormat, Str
               else StreamFormat("signed" if element.signed else "unsigned", elements, element.width,
                                 last.transfers_out))
     return stream_format(input_tensor.dtype, first.component.simd, first.transfers_in), output
-
-
-def build_accelerator(graph: Graph) -> Dataflow:
-    return Dataflow([stage.component for stage in map_stages(graph)])
 
 
 def emit_verilog(accelerator: Dataflow) -> str:
