@@ -124,21 +124,46 @@ def _planned_model(path, dataset) -> tuple[str, str, str, dict]:
     return plan.model["name"], "fp", plan.model["full_precision"], options
 
 
+def target_cycles_for(board_name, target_cycles, target_fps) -> int:
+    """--target-fps F at the board's clock as cycles per image, or --target-cycles."""
+    from .boards import get_board
+
+    if target_fps is None:
+        return target_cycles
+    if target_fps <= 0:
+        raise ValueError(f"--target-fps must be positive, not {target_fps}")
+    clock = get_board(board_name).clock_mhz * 1e6
+    return max(1, int(clock // target_fps))
+
+
+def _layer_cycles(layer) -> int:
+    return layer["pixels"] * layer["neuron_folds"] * layer["synapse_folds"]
+
+
 def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dict:
     from .boards import get_board
     from .compiler.build import compile_checkpoint
 
+    started = time.monotonic()
     graph, manifest = compile_checkpoint(checkpoint, out_dir, get_board(board_name), dict(folding or []),
                                          target_cycles)
-    rows = [[layer["name"], layer["lane"], f"{layer['out_features']}x{layer['in_features']}", layer["pe"],
-             layer["simd"], layer["neuron_folds"] * layer["synapse_folds"], layer["dsp_multipliers"],
+    seconds = time.monotonic() - started
+    rows = [[layer["name"], layer["lane"], f"{layer['out_features']}x{layer['in_features']}", layer["pixels"],
+             layer["pe"], layer["simd"], f"{_layer_cycles(layer):,}", layer["dsp_multipliers"],
              layer["output"] + (f" ({layer['threshold']['thresholds_per_channel']} thr/ch)" if "threshold" in layer
                                 else " (accumulators)")]
             for layer in manifest["layers"]]
-    _print_table(["layer", "lanes", "MHxMW", "PE", "SIMD", "cycles", "DSP", "output"], rows,
-                 f"compiled for {manifest['board']['name']} ({manifest['board']['part']}) into {out_dir}:")
-    print(f"analytical: latency {manifest['cycles']['latency']} cycles, initiation interval "
-          f"{manifest['cycles']['initiation_interval']} cycles; output codes {manifest['output']['codes']}")
+    _print_table(["layer", "lanes", "MHxMW", "pixels", "PE", "SIMD", "cycles", "DSP", "output"], rows,
+                 f"compiled for {manifest['board']['name']} ({manifest['board']['part']}) into {out_dir} in "
+                 f"{seconds:.1f} s:")
+    slowest = max(manifest["layers"], key=_layer_cycles)
+    clock = manifest["board"]["clock_mhz"]
+    interval = manifest["cycles"]["initiation_interval"]
+    print(f"analytical: latency {manifest['cycles']['latency']:,} cycles, initiation interval {interval:,} cycles "
+          f"({clock * 1e6 / interval:,.0f} images/s at {clock:g} MHz), bound by layer {slowest['name']!r} "
+          f"({_layer_cycles(slowest):,} cycles); output codes {manifest['output']['codes']}"
+          + (f", divided by {manifest['output']['divisor']} on the host" if manifest["output"]["divisor"] != 1
+             else ""))
     return manifest
 
 
@@ -223,7 +248,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    step_compile(args.checkpoint, args.out, args.board, args.folding, args.target_cycles)
+    step_compile(args.checkpoint, args.out, args.board, args.folding,
+                 target_cycles_for(args.board, args.target_cycles, args.target_fps))
     return 0
 
 
@@ -283,7 +309,8 @@ def cmd_demo(args) -> int:
     print("[1/4] train", flush=True)
     checkpoint, meta = step_train(args, show_metrics=False)
     print("\n[2/4] compile", flush=True)
-    step_compile(checkpoint, out / "build", args.board, None, args.target_cycles)
+    step_compile(checkpoint, out / "build", args.board, None,
+                 target_cycles_for(args.board, args.target_cycles, args.target_fps))
     print("\n[3/4] co-simulate", flush=True)
     result = step_sim(out / "build", meta["dataset"], args.data_root, args.count or DEMO_IMAGES, True, args.seed,
                       not args.quiet)
@@ -376,9 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("checkpoint", type=pathlib.Path)
     compile_.add_argument("--out", type=pathlib.Path, default=pathlib.Path("build"))
     compile_.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
-    compile_.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES,
-                          help="cycles per image each layer should meet when choosing PE/SIMD "
-                               f"(default: {DEFAULT_TARGET_CYCLES})")
+    target = compile_.add_mutually_exclusive_group()
+    target.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES,
+                        help="cycles per image each layer should meet when choosing PE/SIMD, raised where the "
+                             f"board's DSPs or LUTs do not fit (default: {DEFAULT_TARGET_CYCLES})")
+    target.add_argument("--target-fps", type=float, default=None,
+                        help="images per second at the board's clock instead of --target-cycles")
     compile_.add_argument("--folding", type=_parse_folding, action="append", metavar="LAYER=PExSIMD",
                           help="override one layer's folding, e.g. fc1=4x32 (repeatable)")
     compile_.set_defaults(run=cmd_compile)
@@ -427,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(demo)
     demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/demo"))
     demo.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
-    demo.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES)
+    demo_target = demo.add_mutually_exclusive_group()
+    demo_target.add_argument("--target-cycles", type=int, default=DEFAULT_TARGET_CYCLES)
+    demo_target.add_argument("--target-fps", type=float, default=None)
     demo.add_argument("--count", type=int, default=0,
                       help=f"test images to co-simulate (default: the first {DEMO_IMAGES:,}, or all if fewer)")
     demo.set_defaults(run=cmd_demo)

@@ -23,15 +23,16 @@ from .. import __version__
 from ..boards import Board
 from ..hw.memory_style import memory_style
 from ..hw.mvau import ELEMENT_FORMATS, Mvau
+from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..quant.checkpoint import load_checkpoint
 from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
-from .ir import Dense, Folding, Graph, MultiThreshold
+from .ir import Dense, Folding, Graph, MultiThreshold, Pool, SlidingWindow
 from .lower import input_layer_of
 from .map_to_hardware import TOP_NAME, Stage, emit_verilog, map_stages, stream_formats
 from .pipeline import compile_model
-from .passes.set_folding import DEFAULT_TARGET_CYCLES
+from .passes.set_folding import DEFAULT_TARGET_CYCLES, LANE_LUT_SHARE
 from ..hw.dataflow import Dataflow
 
 __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_checkpoint", "write_build",
@@ -40,7 +41,7 @@ __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_che
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
-MANIFEST_VERSION = 3  # 3: graph IR; layers of three lane kinds with threshold units; input quantizer; exponents
+MANIFEST_VERSION = 4  # 4: convolutions (windows, pixels), pools, output divisor
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
                   "(i+1)*element_bits) of the payload, two's complement when signed; bipolar: 1 means +1")
 
@@ -93,17 +94,35 @@ def _layer_entry(dense: Dense, mvau: Mvau, threshold: tuple[MultiThreshold, Thre
     return entry
 
 
-def _layer_entries(graph: Graph, stages: list[Stage], files: dict[str, str]) -> list[dict]:
+def _window_entry(unit: WindowUnit) -> dict:
+    depth = unit.buffer_rows * unit.width * unit.channels // unit.simd
+    return {"kernel": unit.kernel, "stride": unit.stride, "padding": unit.padding, "pad_element": unit.pad_value,
+            "buffer_rows": unit.buffer_rows, "buffer": {"depth": depth, "style": memory_style(depth, writable=True)}}
+
+
+def _layer_entries(graph: Graph, stages: list[Stage], files: dict[str, str]) -> tuple[list[dict], list[dict]]:
+    """(one entry per Dense, one per Pool)."""
     types = check_graph(graph)
     units = {stage.node: stage.component for stage in stages if stage.node is not None}
-    entries = []
+    layers, pools = [], []
     for index, node in enumerate(graph.nodes):
+        following = graph.nodes[index + 1] if index + 1 < len(graph.nodes) else None
+        if isinstance(node, Pool):
+            _, height, width = types[node.name].shape
+            pools.append({"name": node.name, "kind": node.kind, "kernel": node.kernel, "stride": node.stride,
+                          "padding": node.padding, "simd": node.simd, "output": data_type_name(types[node.name].dtype),
+                          "window": _window_entry(units[f"{node.name}.window"]),
+                          "threshold": following.name if isinstance(following, MultiThreshold) else None})
         if not isinstance(node, Dense):
             continue
-        following = graph.nodes[index + 1] if index + 1 < len(graph.nodes) else None
         threshold = (following, units[following.name]) if isinstance(following, MultiThreshold) else None
-        entries.append(_layer_entry(node, units[node.name], threshold, types, files))
-    return entries
+        entry = _layer_entry(node, units[node.name], threshold, types, files)
+        producer = graph.nodes[index - 1] if index else None
+        if isinstance(producer, SlidingWindow):
+            entry["window"] = _window_entry(units[producer.name])
+        entry["pixels"] = units[node.name].vectors
+        layers.append(entry)
+    return layers, pools
 
 
 def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_config: Mapping,
@@ -114,7 +133,7 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
     stages = map_stages(graph)
     accelerator = Dataflow([stage.component for stage in stages])
     files: dict[str, str] = {VERILOG: emit_verilog(accelerator)}
-    layers = _layer_entries(graph, stages, files)
+    layers, pools = _layer_entries(graph, stages, files)
     cycles: CycleEstimate = estimate_cycles(stages)
     (input_name, input_tensor), = graph.inputs
     output_name, = graph.outputs
@@ -132,10 +151,13 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
                   "exponent": getattr(input_tensor.dtype, "exponent", 0)},
         "output": {**output_format.as_dict(), "packing": STREAM_PACKING, "value": output_name,
                    "codes": data_type_name(output_type), "exponent": output_type.exponent,
-                   "meaning": "each output value is code * 2**exponent; PyTorch's float32 output is that value "
+                   "divisor": graph.divisor_of(output_name),
+                   "meaning": "each output value is code * 2**exponent / divisor (the divisor is an average pool's "
+                              "area, 1 without one), computed in float64; PyTorch's float32 output is that value "
                               "rounded once to float32"},
         "clock_reset": {"clock": "clk", "reset": "rst (synchronous, active high)"},
         "layers": layers,
+        "pools": pools,
         "dsp_multipliers": sum(entry["dsp_multipliers"] for entry in layers),
         "cycles": cycles.as_dict(),
     }
@@ -162,7 +184,8 @@ def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Pa
                        folding: Mapping[str, Folding] | None = None,
                        target_cycles: int = DEFAULT_TARGET_CYCLES) -> tuple[Graph, dict]:
     model, _ = load_checkpoint(checkpoint)
-    graph = compile_model(model, folding, target_cycles, dsp_budget=board.dsps)
+    graph = compile_model(model, folding, target_cycles, dsp_budget=board.dsps,
+                          lut_budget=int(board.luts * LANE_LUT_SHARE))
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint)
 
 

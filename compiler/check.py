@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import (Bipolar, ChannelOps, DataType, Dense, Float32, Graph, Int, MultiThreshold, Quantize, Scale, Tensor,
-                 accumulator_type)
+from .ir import (POOL_KINDS, Bipolar, ChannelOps, DataType, Dense, Flatten, Float32, Graph, Int, MultiThreshold, Pool,
+                 Quantize, Scale, SlidingWindow, Tensor, accumulator_type, window_output_size)
 
 __all__ = ["GraphError", "check_graph", "check_folding", "divisors"]
 
@@ -24,13 +24,28 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def check_folding(node: Dense) -> None:
+def simd_limit(node: Dense, window_channels: int | None) -> tuple[int, str]:
+    """(the size SIMD must divide, what it is): a layer behind a sliding window takes SIMD channels of one pixel
+    per cycle, so SIMD divides the window's input channels, not only the K*K*C columns."""
+    if window_channels is not None:
+        return window_channels, "input channels (the sliding window's C)"
+    return node.in_features, "input columns (MW)"
+
+
+def check_folding(node: Dense, window_channels: int | None = None) -> None:
     if node.folding is None:
         return
+    columns, what = simd_limit(node, window_channels)
     for label, size, value, what in (("pe", node.out_features, node.folding.pe, "output rows (MH)"),
-                                     ("simd", node.in_features, node.folding.simd, "input columns (MW)")):
+                                     ("simd", columns, node.folding.simd, what)):
         if size % value:
             _fail(node, f"{label}={value} does not divide its {size} {what}; choose one of {divisors(size)}")
+
+
+def window_channels(graph: Graph, node: Dense, types: dict[str, Tensor]) -> int | None:
+    """The input channels of the sliding window a Dense reads, or None when it reads no window."""
+    producer = next((other for other in graph.nodes if other.name == node.inputs[0]), None)
+    return types[producer.inputs[0]].shape[0] if isinstance(producer, SlidingWindow) else None
 
 
 def check_graph(graph: Graph) -> dict[str, Tensor]:
@@ -51,6 +66,8 @@ def check_graph(graph: Graph) -> dict[str, Tensor]:
         if missing:
             _fail(node, f"reads {missing}, which no earlier node or input defines")
         types[node.name] = _output_type(node, [types[value] for value in node.inputs])
+        if isinstance(node, Dense):
+            check_folding(node, window_channels(graph, node, types))
     if not graph.outputs:
         raise GraphError("the graph has no outputs")
     for value in graph.outputs:
@@ -76,21 +93,50 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
             _fail(node, f"weights must be a non-empty (out, in) matrix, not shape {node.weights.shape}")
         if not (isinstance(tensor.dtype, Bipolar) or (isinstance(tensor.dtype, Int) and tensor.dtype.width <= 8)):
             _fail(node, f"needs bipolar or int8 inputs, gets {tensor.dtype}")
-        if tensor.elements != node.in_features:
-            _fail(node, f"has {node.in_features} inputs but its input {node.inputs[0]!r} has {tensor.elements} "
-                        f"elements {tensor.shape}")
+        if tensor.shape[0] != node.in_features:
+            _fail(node, f"has {node.in_features} inputs but its input {node.inputs[0]!r} has {tensor.shape[0]} "
+                        f"channels {tensor.shape}")
         if node.weight_kind == "binary" and not np.isin(node.weights, (-1, 1)).all():
             _fail(node, "binary weights must all be -1 or +1")
         if node.weight_kind == "int8" and np.abs(node.weights).max() > 127:
             _fail(node, "int8 weight codes must lie in -127..127")
         if node.bias is not None and node.bias.shape != (node.out_features,):
             _fail(node, f"needs {node.out_features} bias codes, has shape {node.bias.shape}")
-        check_folding(node)
         dtype = accumulator_type(node.weight_kind, node.weight_exponent, tensor.dtype, node.in_features)
         if node.bias is not None:
             bound = (1 << (dtype.width - 1)) - 1 + int(np.abs(node.bias).max())
             dtype = Int(bound.bit_length() + 1, True, dtype.exponent)
-        return Tensor(dtype, (node.out_features, 1, 1))
+        return Tensor(dtype, (node.out_features, *tensor.shape[1:]))
+    if isinstance(node, SlidingWindow):
+        tensor = _one_input(node, inputs)
+        if isinstance(tensor.dtype, Float32):
+            _fail(node, "slides over integer or bipolar codes, gets float32")
+        if isinstance(tensor.dtype, Bipolar) and node.pad_code not in (-1, 1):
+            _fail(node, f"pads bipolar codes with -1 or +1, not {node.pad_code}")
+        if isinstance(tensor.dtype, Int) and not tensor.dtype.low <= node.pad_code <= tensor.dtype.high:
+            _fail(node, f"pad code {node.pad_code} does not fit {data_type_name(tensor.dtype)}")
+        channels, height, width = tensor.shape
+        return Tensor(tensor.dtype, (node.kernel * node.kernel * channels, *_window_shape(node, height, width)))
+    if isinstance(node, Pool):
+        tensor = _one_input(node, inputs)
+        if node.kind not in POOL_KINDS:
+            _fail(node, f"kind must be one of {POOL_KINDS}, not {node.kind!r}")
+        channels, height, width = tensor.shape
+        shape = (channels, *_window_shape(node, height, width))
+        if node.simd is not None and channels % node.simd:
+            _fail(node, f"simd={node.simd} does not divide its {channels} channels; choose one of "
+                        f"{divisors(channels)}")
+        if node.kind == "max":
+            return Tensor(tensor.dtype, shape)
+        if not isinstance(tensor.dtype, Int):
+            _fail(node, f"sums integer codes, gets {data_type_name(tensor.dtype)}")
+        if node.padding:
+            _fail(node, "a sum pool has no padding")
+        bound = max(-tensor.dtype.low, tensor.dtype.high) * node.area
+        return Tensor(Int(bound.bit_length() + 1, True, tensor.dtype.exponent), shape)
+    if isinstance(node, Flatten):
+        tensor = _one_input(node, inputs)
+        return Tensor(tensor.dtype, (tensor.elements, 1, 1))
     if isinstance(node, ChannelOps):
         tensor = _one_input(node, inputs)
         if not node.ops:
@@ -144,6 +190,16 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
             _fail(node, f"outputs bipolar or integer codes, not {node.dtype}")
         return Tensor(node.dtype, tensor.shape)
     raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
+
+
+def _window_shape(node, height: int, width: int) -> tuple[int, int]:
+    if node.padding >= node.kernel:
+        _fail(node, f"padding {node.padding} must be smaller than the kernel {node.kernel}")
+    sizes = tuple(window_output_size(size, node.kernel, node.stride, node.padding) for size in (height, width))
+    if min(sizes) < 1:
+        _fail(node, f"a {node.kernel}x{node.kernel} window (padding {node.padding}) does not fit a {height}x{width} "
+                    "input")
+    return sizes
 
 
 def data_type_name(dtype: DataType) -> str:

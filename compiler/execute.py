@@ -8,9 +8,36 @@ import numpy as np
 
 from .check import check_graph
 from .float_ops import apply_channel_ops, quantize
-from .ir import Bipolar, ChannelOps, Dense, Graph, Int, MultiThreshold, Quantize
+from .ir import Bipolar, ChannelOps, Dense, Flatten, Float32, Graph, Int, MultiThreshold, Pool, Quantize, SlidingWindow
 
-__all__ = ["execute"]
+__all__ = ["execute", "im2col", "pool"]
+
+
+def im2col(x: np.ndarray, kernel: int, stride: int, padding: int, pad_value) -> np.ndarray:
+    """(N, C, H, W) -> (N, K*K*C, OH, OW), column (ky*K + kx)*C + c, padded with pad_value (SlidingWindow)."""
+    n, channels, height, width = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
+    rows = (height + 2 * padding - kernel) // stride + 1
+    columns = (width + 2 * padding - kernel) // stride + 1
+    out = np.empty((n, kernel, kernel, channels, rows, columns), dtype=x.dtype)
+    for ky in range(kernel):
+        for kx in range(kernel):
+            out[:, ky, kx] = padded[:, :, ky:ky + stride * rows:stride, kx:kx + stride * columns:stride]
+    return out.reshape(n, kernel * kernel * channels, rows, columns)
+
+
+def pool(x: np.ndarray, kind: str, kernel: int, stride: int, padding: int, lowest) -> np.ndarray:
+    """Max (padding with `lowest`) or sum over each window, per channel: (N, C, H, W) -> (N, C, OH, OW)."""
+    n, channels = x.shape[:2]
+    windows = im2col(x, kernel, stride, padding, lowest)
+    windows = windows.reshape(n, kernel * kernel, channels, *windows.shape[2:])
+    return windows.max(axis=1) if kind == "max" else windows.sum(axis=1)
+
+
+def _lowest(dtype):
+    if isinstance(dtype, Float32):
+        return np.float32(-np.inf)
+    return -1 if isinstance(dtype, Bipolar) else dtype.low
 
 
 def _check_codes(name: str, values: np.ndarray, tensor) -> np.ndarray:
@@ -39,11 +66,20 @@ def execute(graph: Graph, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[st
     for node in graph.nodes:
         x = values[node.inputs[0]]
         if isinstance(node, Dense):
-            flat = x.reshape(len(x), -1)
-            acc = flat @ node.weights.T
+            # float64 BLAS is exact here: every product and partial sum is an integer far below 2^53.
+            n, _, height, width = x.shape
+            acc = np.matmul(node.weights.astype(np.float64), x.reshape(n, x.shape[1], -1).astype(np.float64))
+            acc = acc.astype(np.int64).reshape(n, -1, height, width)
             if node.bias is not None:
-                acc = acc + node.bias
-            values[node.name] = acc.reshape(len(x), -1, 1, 1)
+                acc = acc + node.bias.reshape(-1, 1, 1)
+            values[node.name] = acc
+        elif isinstance(node, SlidingWindow):
+            values[node.name] = im2col(x, node.kernel, node.stride, node.padding, node.pad_code)
+        elif isinstance(node, Pool):
+            values[node.name] = pool(x, node.kind, node.kernel, node.stride, node.padding,
+                                     _lowest(types[node.inputs[0]].dtype))
+        elif isinstance(node, Flatten):
+            values[node.name] = x.transpose(0, 2, 3, 1).reshape(len(x), -1, 1, 1)
         elif isinstance(node, ChannelOps):
             dtype = types[node.inputs[0]].dtype
             values[node.name] = apply_channel_ops(node.ops, x, dtype.exponent if isinstance(dtype, Int) else None)

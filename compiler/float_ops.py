@@ -17,16 +17,20 @@ def _per_channel(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, 1, 1)
 
 
-def to_float32(codes: np.ndarray, exponent: int) -> np.ndarray:
-    """f32(code * 2**exponent): exact in float64 for |code| < 2^53, then rounded once (to nearest even)."""
-    return (np.asarray(codes, dtype=np.int64).astype(np.float64) * np.ldexp(1.0, exponent)).astype(np.float32)
+def to_float32(codes: np.ndarray, exponent: int, divisor: int = 1) -> np.ndarray:
+    """f32(code * 2**exponent): exact in float64 for |code| < 2^53, then rounded once (to nearest even). With a
+    divisor: f32(f64(code * 2**exponent) / divisor), ExactAvgPool2d's float64 division and then its rounding."""
+    values = np.asarray(codes, dtype=np.int64).astype(np.float64) * np.ldexp(1.0, exponent)
+    if divisor != 1:
+        values = values / np.float64(divisor)
+    return values.astype(np.float32)
 
 
 def apply_channel_ops(ops: tuple[ChannelOp, ...], values: np.ndarray, exponent: int | None) -> np.ndarray:
     """The ops on integer codes (times 2**exponent; the first op is Scale) or on float32 values (exponent None)."""
     for op in ops:
         if isinstance(op, Scale):
-            values = to_float32(values, exponent)
+            values = to_float32(values, exponent, op.divisor)
         elif isinstance(op, Multiply):
             values = values * _per_channel(op.values)
         elif isinstance(op, Add):

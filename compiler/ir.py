@@ -6,9 +6,13 @@ its one output value) and a tuple of `inputs` naming the values it reads, so fan
 vectors are (C, 1, 1).
 
 Lowering from PyTorch produces the front-end nodes, one-to-one with quant/CONTRACT.md: `Dense` (the exact integer
-dot product), `ChannelOps` (the float32 op sequence after it: dequantization, alpha, bias, batch norm, ReLU) and
-`Quantize` (the next layer's input quantizer). The passes fold each ChannelOps -> Quantize into a `MultiThreshold` on
-the integer accumulator and give each Dense its folding; what is left is what the hardware implements.
+dot product at every pixel), `ChannelOps` (the float32 op sequence after it: dequantization, alpha, bias, batch
+norm, ReLU) and `Quantize` (the next layer's input quantizer); a convolution is a `SlidingWindow` (im2col, with the
+layer's pad code) followed by a Dense, pooling a `Pool` and flattening a `Flatten`. The passes move quantizers in
+front of max pools and flattens, fold each ChannelOps -> Quantize into a `MultiThreshold` on the integer values and
+give each Dense and Pool its folding; what is left is what the hardware implements.
+
+Wire order, which every node's element order follows: pixels in raster order, channels fastest.
 Arrays are stored read-only so that a node, once made, cannot change under a later pass.
 """
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 __all__ = [
     "Bipolar", "Int", "Float32", "DataType", "Tensor", "Folding",
     "Scale", "Multiply", "Add", "BatchNorm", "Relu", "ChannelOp",
-    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "Node", "Graph",
+    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "Node", "Graph",
+    "POOL_KINDS", "window_output_size",
     "INT8", "accumulator_bound", "accumulator_type",
 ]
 
@@ -110,7 +115,13 @@ def accumulator_type(weight_kind: str, weight_exponent: int, input_type: DataTyp
 
 @dataclass(frozen=True, eq=False)
 class Scale:
-    """The conversion of an integer accumulator to float32: f32(code * 2**exponent), rounded once. Always first."""
+    """The conversion of integer codes to float32, always first: f32(code * 2**exponent), rounded once; with a
+    divisor (average pooling's window area), f32(f64(code * 2**exponent) / divisor), as ExactAvgPool2d computes it:
+    one float64 division, then the rounding to float32."""
+    divisor: int = 1
+
+    def __post_init__(self):
+        _positive("divisor", self.divisor)
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,7 +168,8 @@ ChannelOp = Scale | Multiply | Add | BatchNorm | Relu
 
 @dataclass(frozen=True, eq=False)
 class Dense:
-    """acc[o] = sum_i weights[o, i] * x[i] + bias[o] on codes: the exact integer dot product of a layer.
+    """acc[o, y, x] = sum_i weights[o, i] * in[i, y, x] + bias[o] on codes: the exact integer dot product of a
+    layer, at every pixel (a linear layer's values are (C, 1, 1); a convolution reads a SlidingWindow's columns).
 
     weight_kind "binary" (codes +-1) or "int8" (codes -127..127, value code * 2**weight_exponent); the input is
     bipolar or int8 codes. The output code is acc, its exponent the sum of the input's and the weights'.
@@ -231,7 +243,71 @@ class MultiThreshold:
         return self.thresholds.shape[0]
 
 
-Node = Dense | ChannelOps | Quantize | MultiThreshold
+def window_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output rows (or columns) of a window sliding over `size` padded by `padding` on both sides, as torch counts."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass(frozen=True, eq=False)
+class SlidingWindow:
+    """im2col: (C, H, W) -> (K*K*C, OH, OW); output column (ky*K + kx)*C + c at (oy, ox) is the input at
+    (oy*stride - padding + ky, ox*stride - padding + kx), channel c, or `pad_code` outside the image (0 for int8
+    codes; +1 for bipolar ones: a binary convolution pads its binarized input with +1, quant/CONTRACT.md)."""
+    name: str
+    inputs: tuple[str, ...]
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    pad_code: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        _positive("kernel", self.kernel)
+        _positive("stride", self.stride)
+        if not isinstance(self.padding, int) or self.padding < 0:
+            raise ValueError(f"padding must be a non-negative integer, not {self.padding!r}")
+
+
+POOL_KINDS = ("max", "sum")
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Per channel over each kernel x kernel window: "max" (padding counts as the lowest value: -inf on float32, the
+    type's lowest code on integers, -1 on bipolar) or "sum" (integer codes, no padding; average pooling is a sum
+    followed by Scale(divisor=area)). `simd`: channels per cycle in hardware, set by the folding pass."""
+    name: str
+    inputs: tuple[str, ...]
+    kind: str
+    kernel: int
+    stride: int
+    padding: int = 0
+    simd: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        _positive("kernel", self.kernel)
+        _positive("stride", self.stride)
+        if self.simd is not None:
+            _positive("simd", self.simd)
+
+    @property
+    def area(self) -> int:
+        return self.kernel * self.kernel
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """(C, H, W) -> (C*H*W, 1, 1) in wire order: element (y*W + x)*C + c. On the stream it is nothing; lowering
+    permutes the next linear layer's columns from torch's (c, y, x) order to this one."""
+    name: str
+    inputs: tuple[str, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+
+Node = Dense | ChannelOps | Quantize | MultiThreshold | SlidingWindow | Pool | Flatten
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,15 +316,24 @@ class Graph:
     inputs: tuple[tuple[str, Tensor], ...]
     nodes: tuple[Node, ...] = field(default_factory=tuple)
     outputs: tuple[str, ...] = field(default_factory=tuple)
+    # Per output, what the host divides its value by (an average pool's area, which has no integer form on the
+    # codes): the float32 output is f32(f64(code * 2**exponent) / divisor). Empty means 1 for every output.
+    output_divisors: tuple[int, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple((name, tensor) for name, tensor in self.inputs))
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "output_divisors", tuple(self.output_divisors) or (1,) * len(self.outputs))
 
-    def replace(self, nodes=None, outputs=None) -> Graph:
-        return Graph(self.inputs, self.nodes if nodes is None else tuple(nodes),
-                     self.outputs if outputs is None else tuple(outputs))
+    def replace(self, nodes=None, outputs=None, output_divisors=None) -> Graph:
+        outputs = self.outputs if outputs is None else tuple(outputs)
+        if output_divisors is None:
+            output_divisors = self.output_divisors if outputs == self.outputs else ()
+        return Graph(self.inputs, self.nodes if nodes is None else tuple(nodes), outputs, output_divisors)
+
+    def divisor_of(self, output: str) -> int:
+        return self.output_divisors[self.outputs.index(output)]
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

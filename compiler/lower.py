@@ -3,8 +3,11 @@
 What runs before the first quantized layer (flattening, centering, normalization) is the host's preprocessing: the
 graph's input is the first layer's input codes, named `<layer>.input_quant`. Each contract layer (quant/CONTRACT.md)
 becomes its input Quantize, a Dense on integer codes (`quantized_weight_codes()`) and a ChannelOps with its float32
-op sequence; batch norms and ReLUs after it become ChannelOps too. Anything else is refused with an error that names
-the first module (or operation) without a mapping and why.
+op sequence; a convolution puts a SlidingWindow (with the layer's pad code) in front of its Dense. Batch norms and
+ReLUs after a layer become ChannelOps too, max pools and flattens Pool and Flatten nodes, an average pool a sum Pool
+on integer codes followed by Scale(divisor=area). Shapes come from running the model once on zeros (torch.fx's
+ShapeProp). Anything else is refused with an error that names the first module (or operation) without a mapping
+and why.
 """
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ import numpy as np
 import torch
 import torch.fx
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from ..quant.abc_layers import AbcConv2d, AbcLinear
+from ..quant.activation_quant import Int8Activation
 from ..quant.binary_layers import BinaryConv2d, BinaryLinear
 from ..quant.float_layers import FloatConv2d, FloatLinear
 from ..quant.input_codes import input_codes
@@ -24,7 +29,8 @@ from ..quant.layers import ExactBatchNorm1d, ExactBatchNorm2d
 from ..quant.pooling import ExactAvgPool2d
 from ..quant.ternary_layers import TernaryConv2d, TernaryLinear
 from .check import check_graph
-from .ir import Add, BatchNorm, Bipolar, ChannelOps, Dense, Graph, Int, Multiply, Quantize, Relu, Scale, Tensor
+from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, Flatten, Graph, Int, Multiply, Pool, Quantize, Relu, Scale,
+                 SlidingWindow, Tensor)
 from .passes.merge_channel_ops import merge_channel_ops
 from .passes.output_integers import output_integers
 
@@ -32,8 +38,8 @@ __all__ = ["INPUT_SUFFIX", "UnsupportedLayerError", "UnsupportedModelError", "lo
            "network_input_codes"]
 
 INPUT_SUFFIX = ".input_quant"  # the graph input `fc1.input_quant` is the codes fc1's input quantizer makes
-SUPPORTED = ("int8, weight-binary and binary linear layers (hbnn.quant.precision.linear), ExactBatchNorm1d/2d, "
-             "ReLU, Identity, Dropout and flattening")
+SUPPORTED = ("int8, weight-binary and binary linear and conv layers (hbnn.quant.precision.linear/conv2d), "
+             "ExactBatchNorm1d/2d, ReLU, MaxPool2d, ExactAvgPool2d, Int8Activation, Identity, Dropout and flattening")
 CONTRACT_LAYERS = (Int8Linear, BinaryLinear, Int8Conv2d, BinaryConv2d, TernaryConv2d, TernaryLinear, AbcConv2d,
                    AbcLinear, FloatConv2d, FloatLinear)
 PASS_THROUGH = (nn.Identity, nn.Dropout)
@@ -63,20 +69,47 @@ class UnsupportedLayerError(ValueError):
 
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        if isinstance(module, CONTRACT_LAYERS + (ExactBatchNorm1d, ExactBatchNorm2d, ExactAvgPool2d)):
+        if isinstance(module, CONTRACT_LAYERS + (ExactBatchNorm1d, ExactBatchNorm2d, ExactAvgPool2d, Int8Activation)):
             return True
         if type(module).__module__.startswith("brevitas"):
             return True  # refused below with a reason, not traced into
         return super().is_leaf_module(module, qualified_name)
 
 
-def _capture(model: nn.Module) -> torch.fx.Graph:
+def _capture(model: nn.Module, input_shape: tuple[int, ...]) -> torch.fx.Graph:
+    """The model's graph, every node annotated with its output shape (node.meta["tensor_meta"])."""
     try:
-        return _Tracer().trace(model)
+        graph = _Tracer().trace(model)
     except Exception as error:  # fx raises several types for data-dependent control flow and unsupported ops
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UnsupportedModelError(f"{type(model).__qualname__} cannot be captured as a graph (torch.fx: "
                                     f"{first})") from error
+    module = torch.fx.GraphModule(model, graph)
+    try:
+        with torch.no_grad():
+            ShapeProp(module).propagate(torch.zeros(1, *input_shape))
+    except Exception as error:
+        raise UnsupportedModelError(f"{type(model).__qualname__} does not run on an input of shape "
+                                    f"{tuple(input_shape)}: {error}") from error
+    return graph
+
+
+def _input_shape(model: nn.Module) -> tuple[int, ...]:
+    """A zoo model's (channels, size, size); a plain stack's first linear layer's (in_features,)."""
+    if hasattr(model, "in_channels") and hasattr(model, "image_size"):
+        return (model.in_channels, model.image_size, model.image_size)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            return (module.in_features,)
+        if isinstance(module, nn.Conv2d):
+            break
+    raise UnsupportedModelError(f"{type(model).__qualname__} does not say its input shape; pass input_shape")
+
+
+def _shape(fx_node: torch.fx.Node) -> tuple[int, int, int]:
+    """An fx value's shape as the IR's (C, H, W): (N, C, H, W) or (N, F) -> (F, 1, 1)."""
+    shape = tuple(fx_node.meta["tensor_meta"].shape)[1:]
+    return shape if len(shape) == 3 else (math.prod(shape), 1, 1)
 
 
 def _power_of_two_exponent(path: str, module, what: str, scale: float) -> int:
@@ -95,8 +128,19 @@ def _refusal(path: str, module: nn.Module) -> str | None:
     if isinstance(module, (AbcConv2d, AbcLinear)):
         return "ABC-Net layers are not mapped to hardware yet"
     if isinstance(module, nn.Conv2d):
-        return "convolutions are not mapped to hardware yet"
+        if module.groups != 1 or _square(module.dilation) != 1:
+            return "grouped and dilated convolutions have no mapping"
+        if module.padding_mode != "zeros" or any(_square(value) is None
+                                                 for value in (module.kernel_size, module.stride, module.padding)):
+            return "only square kernels, strides and paddings (padding_mode 'zeros') are mapped"
     return None
+
+
+def _square(value) -> int | None:
+    """A torch size argument as one int, or None when its two entries differ."""
+    if isinstance(value, int):
+        return value
+    return value[0] if len(set(value)) == 1 else None
 
 
 def _input_quantizer(path: str, module: nn.Module) -> tuple[str, int]:
@@ -104,27 +148,44 @@ def _input_quantizer(path: str, module: nn.Module) -> tuple[str, int]:
     kind = module.precision.inputs
     if kind == "binary":
         return "sign", 0
-    probe = torch.zeros(1, module.in_features)
-    _, scale = input_codes("int8", module.input_quant, probe)
+    _, scale = input_codes("int8", module.input_quant, _probe(module))
     return "int8", _power_of_two_exponent(path, module, "input", float(scale))
+
+
+def _probe(module: nn.Module) -> torch.Tensor:
+    """A zero input of the layer's width (the quantizers' scales in eval mode do not depend on it)."""
+    if isinstance(module, nn.Conv2d):
+        return torch.zeros(1, module.in_channels, 1, 1)
+    return torch.zeros(1, module.in_features)
 
 
 def _input_type(kind: str, exponent: int) -> Bipolar | Int:
     return Bipolar() if kind == "sign" else Int(8, True, exponent)
 
 
-def _dense_and_ops(path: str, module: nn.Module, input_value: str) -> list:
+def _weight_columns(module: nn.Module, codes: np.ndarray, flattened: tuple[int, int, int] | None) -> np.ndarray:
+    """The weights as (out, in) in wire order: a conv's (O, C, K, K) as (O, K*K*C), columns (ky*K + kx)*C + c, the
+    order of a SlidingWindow's columns; a linear layer reading a flattened (C, H, W) map has its columns permuted
+    from torch's (c, y, x) order to the wire's (y, x, c)."""
+    if codes.ndim == 4:
+        return codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
+    if flattened is not None:
+        return codes.reshape(len(codes), *flattened).transpose(0, 2, 3, 1).reshape(len(codes), -1)
+    return codes
+
+
+def _dense_and_ops(path: str, module: nn.Module, input_value: str,
+                   flattened: tuple[int, int, int] | None = None) -> list:
     """Dense on the layer's codes, then the layer's own float32 ops (the contract's eval op sequence)."""
     codes, scale = module.quantized_weight_codes()
-    codes = codes.detach().cpu().numpy().astype(np.int64)
+    codes = _weight_columns(module, codes.detach().cpu().numpy().astype(np.int64), flattened)
     ops = [Scale()]
     bias = None
-    if isinstance(module, Int8Linear):
+    if isinstance(module, (Int8Linear, Int8Conv2d)):
         weight_kind = "int8"
         weight_exponent = _power_of_two_exponent(path, module, "weight", float(scale))
         if module.bias is not None:
-            probe = torch.zeros(1, module.in_features)
-            bias = module._bias_codes(probe).detach().cpu().numpy().astype(np.int64)
+            bias = module._bias_codes(_probe(module)).detach().cpu().numpy().astype(np.int64)
     else:
         weight_kind, weight_exponent = "binary", 0
         if module.precision.weight_scale:
@@ -148,17 +209,20 @@ class _Lowering:
 
     HOST = object()
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):
         self.model = model
+        self.input_shape = input_shape
         self.modules = dict(model.named_modules())
         self.nodes: list = []
         self.inputs: list[tuple[str, Tensor]] = []
         self.values: dict[torch.fx.Node, object] = {}
         self.float_values: set[str] = set()  # IR values that are float32 (outputs of ChannelOps)
+        self.code_values: set[str] = set()  # IR values that are integer codes a pool may sum
+        self.flattened: dict[str, tuple[int, int, int]] = {}  # Flatten outputs: the (C, H, W) they flatten
 
     def run(self) -> Graph:
         outputs = []
-        for fx_node in _capture(self.model).nodes:
+        for fx_node in _capture(self.model, self.input_shape).nodes:
             if fx_node.op == "placeholder":
                 self.values[fx_node] = self.HOST
             elif fx_node.op == "output":
@@ -171,7 +235,7 @@ class _Lowering:
                 self.values[fx_node] = self._refuse_op(fx_node, "it reads a parameter directly")
         if not self.inputs:
             raise UnsupportedModelError(f"{type(self.model).__qualname__} has no quantized layer to compile")
-        return Graph(tuple(self.inputs), tuple(self.nodes), tuple(outputs))
+        return Graph(tuple(self.inputs), tuple(_live(self.nodes, outputs)), tuple(outputs))
 
     def _argument(self, fx_node: torch.fx.Node):
         tensors = [arg for arg in fx_node.args if isinstance(arg, torch.fx.Node)]
@@ -186,17 +250,27 @@ class _Lowering:
             if why is not None:
                 raise UnsupportedLayerError(path, module, why)
             kind, exponent = _input_quantizer(path, module)
+            value = path + INPUT_SUFFIX
             if source is self.HOST:
                 if self.inputs:
                     raise UnsupportedLayerError(path, module, f"it reads the network input too, as "
                                                               f"{self.inputs[0][0]!r} does; one input layer is mapped")
-                value = path + INPUT_SUFFIX
-                self.inputs.append((value, Tensor(_input_type(kind, exponent), (module.in_features, 1, 1))))
+                shape = _shape(fx_node.args[0])
+                self.inputs.append((value, Tensor(_input_type(kind, exponent), shape)))
             else:
                 self._require_float(path, module, source)
-                value = path + INPUT_SUFFIX
                 self.nodes.append(Quantize(name=value, inputs=(source,), kind=kind, exponent=exponent))
-            new = _dense_and_ops(path, module, value)
+            if isinstance(module, nn.Conv2d):
+                kernel, stride, padding = (_square(v) for v in (module.kernel_size, module.stride, module.padding))
+                if (kernel, stride, padding) != (1, 1, 0):
+                    self.nodes.append(SlidingWindow(name=f"{path}.window", inputs=(value,), kernel=kernel,
+                                                    stride=stride, padding=padding,
+                                                    pad_code=int(module.input_pad_code)))
+                    value = f"{path}.window"
+                flattened = None
+            else:
+                flattened = self._flattened_input(path, module, fx_node, source)
+            new = _dense_and_ops(path, module, value, flattened)
             self.nodes += new
             self.float_values.add(new[-1].name)
             return new[-1].name
@@ -209,7 +283,18 @@ class _Lowering:
         if isinstance(module, PASS_THROUGH):
             return source
         if isinstance(module, nn.Flatten):
-            return source  # a dense layer's values are (C, 1, 1) already; convolutions come with their own rule
+            return self._flatten(path, fx_node, source)
+        if isinstance(module, nn.MaxPool2d):
+            return self._max_pool(path, module, source)
+        if isinstance(module, ExactAvgPool2d):
+            return self._average_pool(path, module, source)
+        if isinstance(module, Int8Activation):
+            self._require_float(path, module, source)
+            _, scale = module.codes(torch.zeros(1))
+            exponent = _power_of_two_exponent(path, module, "activation", float(scale))
+            self.nodes.append(Quantize(name=path, inputs=(source,), kind="int8", exponent=exponent))
+            self.code_values.add(path)
+            return path
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             raise UnsupportedLayerError(path, module, "torch's fused batch-norm kernel cannot be reproduced bit for "
                                                       "bit; use hbnn.quant.ExactBatchNorm1d/2d")
@@ -218,6 +303,66 @@ class _Lowering:
                                                       "hbnn.quant.precision.linear/conv2d, which quantize their own "
                                                       "inputs")
         raise UnsupportedLayerError(path, module, "no integer lowering is known for this module type")
+
+    def _flattened_input(self, path, module, fx_node, source) -> tuple[int, int, int] | None:
+        """The (C, H, W) map a linear layer reads flattened, or None when it reads a vector."""
+        if source in self.flattened:
+            return self.flattened[source]
+        shape = _shape(fx_node.args[0])
+        if shape[1:] != (1, 1) or len(fx_node.args[0].meta["tensor_meta"].shape) != 2:
+            raise UnsupportedLayerError(path, module, f"it reads a {tuple(fx_node.args[0].meta['tensor_meta'].shape)}"
+                                                      " tensor; a linear layer reads flattened values")
+        return None
+
+    def _flatten(self, path, fx_node, source):
+        shape = _shape(fx_node.args[0])
+        if shape[1:] == (1, 1):
+            return source  # (C, 1, 1) is already flat, in the same order
+        name = path if isinstance(path, str) else fx_node.name
+        self.nodes.append(Flatten(name=name, inputs=(source,)))
+        self.flattened[name] = shape
+        if source in self.float_values:
+            self.float_values.add(name)
+        return name
+
+    def _max_pool(self, path, module, source):
+        kernel, stride, padding, dilation = (_square(v) if not isinstance(v, int) else v
+                                             for v in (module.kernel_size, module.stride or module.kernel_size,
+                                                       module.padding, module.dilation))
+        if None in (kernel, stride, padding) or dilation != 1 or module.ceil_mode or module.return_indices:
+            raise UnsupportedLayerError(path, module, "only square max pools without dilation, ceil mode or indices "
+                                                      "are mapped")
+        self.nodes.append(Pool(name=path, inputs=(source,), kind="max", kernel=kernel, stride=stride,
+                               padding=padding))
+        (self.float_values if source in self.float_values else self.code_values).add(path)
+        return path
+
+    def _average_pool(self, path, module, source):
+        """An average pool is a sum of integer codes, then one float64 division by the area (ExactAvgPool2d): on a
+        layer's exact conversion to float32 (ChannelOps of one Scale, below 2^24) or on quantized codes."""
+        kernel, stride = module.kernel_size, module.stride or module.kernel_size
+        if not (isinstance(kernel, int) and isinstance(stride, int)):
+            raise UnsupportedLayerError(path, module, "only square average pools are mapped")
+        integers = source if source in self.code_values else self._exact_integers(path, module, source)
+        pooled = f"{path}.sum"
+        self.nodes.append(Pool(name=pooled, inputs=(integers,), kind="sum", kernel=kernel, stride=stride))
+        self.nodes.append(ChannelOps(name=path, inputs=(pooled,), ops=(Scale(divisor=module.area),)))
+        self.float_values.add(path)
+        return path
+
+    def _exact_integers(self, path, module, source) -> str:
+        producer = next((node for node in self.nodes if node.name == source), None)
+        if not (isinstance(producer, ChannelOps) and len(producer.ops) == 1 and isinstance(producer.ops[0], Scale)
+                and producer.ops[0].divisor == 1):
+            raise UnsupportedLayerError(path, module, f"it averages the float values {source!r}, whose sum has no "
+                                                      "integer form; quantize them first (hbnn.quant.Int8Activation)")
+        types = check_graph(Graph(tuple(self.inputs), tuple(self.nodes), (producer.inputs[0],)))
+        dtype = types[producer.inputs[0]].dtype
+        if max(-dtype.low, dtype.high) >= 1 << 24:
+            raise UnsupportedLayerError(path, module, f"its input {producer.inputs[0]!r} ({dtype.width}-bit) may "
+                                                      "round when converted to float32, so its sum would differ from "
+                                                      "the integers'")
+        return producer.inputs[0]
 
     def _require_float(self, path, module, source) -> None:
         if source not in self.float_values:
@@ -236,7 +381,7 @@ class _Lowering:
         target = fx_node.target
         name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         if name in FLATTENING or target is torch.flatten:
-            return sources[0]
+            return self._flatten(fx_node.name, fx_node, sources[0])
         if target in (torch.relu, torch.nn.functional.relu):
             return self._channel_op(fx_node.name, None, sources[0], Relu())
         return self._refuse_op(fx_node, f"the operation {name!r} on layer outputs has no integer lowering")
@@ -256,10 +401,22 @@ class _Lowering:
         return names
 
 
-def lower_model(model: nn.Module) -> Graph:
-    """The model (eval mode) as a checked graph whose outputs are integer codes times a power of two."""
+def _live(nodes: list, outputs: list[str]) -> list:
+    """The nodes an output depends on (an average pool reads a layer's integers, leaving its float32 copy unread)."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if node.name in needed:
+            kept.append(node)
+            needed.update(node.inputs)
+    return kept[::-1]
+
+
+def lower_model(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Graph:
+    """The model (eval mode) as a checked graph whose outputs are integer codes times a power of two. input_shape:
+    one input without the batch axis; zoo models state theirs."""
     model.eval()
-    graph = _Lowering(model).run()
+    graph = _Lowering(model, tuple(input_shape) if input_shape is not None else _input_shape(model)).run()
     graph = merge_channel_ops(output_integers(graph))
     check_graph(graph)
     return graph

@@ -1,8 +1,10 @@
 """Matrix-vector unit: y = W x for one image, PE rows x SIMD columns per cycle, with any of the three lane kinds.
 
-Streams: an image arrives as SF = MW/SIMD transfers of SIMD elements (bipolar bits or int8) and leaves as
-NF = MH/PE transfers of PE signed accumulators (rows nf*PE .. nf*PE+PE-1 in transfer nf). Thresholds are a separate
-stage (hbnn.hw.threshold.MultiThreshold).
+Streams: a vector arrives as SF = MW/SIMD transfers of SIMD elements (bipolar bits or int8) and leaves as
+NF = MH/PE transfers of PE signed accumulators (rows nf*PE .. nf*PE+PE-1 in transfer nf). An image is `vectors`
+vectors: one for a linear layer, one per output pixel for a convolution (its sliding window's columns). Thresholds
+are a separate stage (hbnn.hw.threshold.MultiThreshold). An optional integer `bias` per row starts each row's
+accumulation instead of 0 (a last layer's int8 bias codes, which no threshold absorbs).
 
 Sequencing, as FINN's MVAU does it: during the first neuron fold (nf = 0) each input transfer is used as it
 arrives and written into an input buffer of SF words; the other folds re-read the buffer. Each cycle issues one
@@ -10,8 +12,9 @@ weight word (PE x SIMD weights) and one input chunk; a data stage one cycle behi
 accumulates them; after the last synapse fold of a row group the PE sums go to the output register. The next image's
 first input is taken right after the last weight word of the current one is issued.
 
-Timing (no stalls): the first input transfer at cycle a; output transfer nf leaves at a + (nf+1)*SF + 1, so the
-last at a + NF*SF + 1 (LATENCY) and images follow every NF*SF cycles (INTERVAL). The unit stalls as a whole while its
+Timing (no stalls): the first input transfer of a vector at cycle a; output transfer nf leaves at a + (nf+1)*SF + 1,
+so the last at a + NF*SF + 1, and vectors follow every NF*SF cycles: an image's INTERVAL is vectors*NF*SF and its
+LATENCY INTERVAL + 1. The unit stalls as a whole while its
 output register is full and not taken, and issues nothing during nf = 0 while no input is offered.
 """
 from __future__ import annotations
@@ -35,10 +38,16 @@ ELEMENT_FORMATS = {"binary": ("bipolar", 1), "bipolar": ("bipolar", 1), "int8": 
 
 
 class Mvau(wiring.Component):
-    def __init__(self, *, weights, weight_kind: str, input_kind: str, pe: int, simd: int):
+    def __init__(self, *, weights, weight_kind: str, input_kind: str, pe: int, simd: int, vectors: int = 1,
+                 bias=None):
         try:
             self._lane = lane_kind(weight_kind, input_kind)
             weights = self._validate(weights, weight_kind, pe, simd)
+            self._vectors = check_positive_int("vectors", vectors)
+            if bias is not None:
+                bias = np.asarray(bias, dtype=np.int64)
+                if bias.shape != (weights.shape[0],):
+                    raise ValueError(f"bias must have one code per row ({weights.shape[0]}), not shape {bias.shape}")
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a component that failed to construct is not an unused design
             raise
@@ -46,7 +55,9 @@ class Mvau(wiring.Component):
         self._weights = weights
         self._weight_kind, self._input_kind = weight_kind, input_kind
         self._pe, self._simd = pe, simd
-        self._accumulator_bits = dot_product_bound(weight_kind, input_kind, columns).bit_length() + 1
+        self._bias = bias
+        largest_bias = 0 if bias is None else int(np.abs(bias).max())
+        self._accumulator_bits = (dot_product_bound(weight_kind, input_kind, columns) + largest_bias).bit_length() + 1
         kind, bits = ELEMENT_FORMATS[input_kind]
         element = unsigned(1) if kind == "bipolar" else signed(bits)
         super().__init__({
@@ -94,9 +105,13 @@ class Mvau(wiring.Component):
         return self._weights.shape[1] // self._simd
 
     @property
+    def vectors(self) -> int:
+        return self._vectors
+
+    @property
     def interval(self) -> int:
         """Cycles between images, streaming undisturbed."""
-        return self.neuron_folds * self.synapse_folds
+        return self._vectors * self.neuron_folds * self.synapse_folds
 
     @property
     def latency(self) -> int:
@@ -106,11 +121,11 @@ class Mvau(wiring.Component):
     @property
     def input_format(self) -> StreamFormat:
         kind, bits = ELEMENT_FORMATS[self._input_kind]
-        return StreamFormat(kind, self._simd, bits, self.synapse_folds)
+        return StreamFormat(kind, self._simd, bits, self._vectors * self.synapse_folds)
 
     @property
     def output_format(self) -> StreamFormat:
-        return StreamFormat("signed", self._pe, self._accumulator_bits, self.neuron_folds)
+        return StreamFormat("signed", self._pe, self._accumulator_bits, self._vectors * self.neuron_folds)
 
     def handshake_model(self) -> MvauHandshake:
         """A fresh cycle-level model of this unit's valid/ready protocol (hbnn.hw.handshake)."""
@@ -123,6 +138,11 @@ class Mvau(wiring.Component):
         blocks = self._weights.reshape(self.neuron_folds, pe, self.synapse_folds, simd).transpose(0, 2, 1, 3)
         word_format = StreamFormat(kind, pe * simd, bits)
         return [word_format.to_int(block.ravel()) for block in blocks.reshape(-1, pe * simd)]
+
+    def bias_words(self) -> list[int]:
+        """Word nf: the biases of rows nf*PE .. nf*PE+PE-1, row nf*PE + j at element j."""
+        word_format = StreamFormat("signed", self._pe, self._accumulator_bits)
+        return [word_format.to_int(row) for row in self._bias.reshape(self.neuron_folds, self._pe)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -140,6 +160,11 @@ class Mvau(wiring.Component):
         m.submodules.buffer = buffer = Memory(shape=unsigned(chunk_bits), depth=max(synapse_folds, 2), init=[],
                                               attrs=memory_attrs(synapse_folds, writable=True))
         weight_port = weights.read_port()
+        if self._bias is not None:
+            m.submodules.bias = bias = Memory(shape=unsigned(pe * self._accumulator_bits),
+                                              depth=max(neuron_folds, 2), init=self.bias_words(),
+                                              attrs=memory_attrs(neuron_folds))
+            bias_port = bias.read_port()
         buffer_read = buffer.read_port()
         buffer_write = buffer.write_port()
 
@@ -154,6 +179,7 @@ class Mvau(wiring.Component):
             issue.eq(advance & (~loading | self.i_stream.valid)),
             weight_port.en.eq(advance), weight_port.addr.eq(address),
             buffer_read.en.eq(advance), buffer_read.addr.eq(synapse_fold),
+            *([bias_port.en.eq(advance), bias_port.addr.eq(neuron_fold)] if self._bias is not None else []),
             buffer_write.en.eq(self.i_stream.valid & self.i_stream.ready),
             buffer_write.addr.eq(synapse_fold), buffer_write.data.eq(self.i_stream.payload.as_value()),
         ]
@@ -196,7 +222,9 @@ class Mvau(wiring.Component):
                                        elements)
             accumulator = Signal(signed(self._accumulator_bits), name=f"acc{j}")
             total = Signal(signed(self._accumulator_bits), name=f"total{j}")
-            m.d.comb += total.eq(partial + Mux(staged_first, 0, accumulator))
+            start = 0 if self._bias is None else bias_port.data[j * self._accumulator_bits:
+                                                                (j + 1) * self._accumulator_bits].as_signed()
+            m.d.comb += total.eq(partial + Mux(staged_first, start, accumulator))
             with m.If(advance & staged):
                 m.d.sync += accumulator.eq(total)
             totals.append(total)

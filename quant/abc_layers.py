@@ -11,6 +11,8 @@ inputs:   H_n(x) = +1 where clip(x + v_n, 0, 1) >= 0.5, else -1 (n = 0..N-1), i.
           1 / (N - 1) (1 for N = 1), which makes sum_n beta_n H_n(x) a staircase approximation of x on [-1, 1].
           Gradient: the clip's (1 where 0 <= x + v_n <= 1), to both x and v_n.
 output:   sum_i sum_n alpha_i * beta_n * conv(H_n(x), B_i) (+ bias).
+padding:  AbcConv2d pads each activation base H_n with +1, like a binary conv (input_pad_code = 1, see
+          exact_ops.PaddedConv): hardware streams H_n one bit per element.
 
 Eval: every P_ni = conv(H_n, B_i) is an exact integer (computed in float64, then to float32: exact for fan-in
 below 2^24), combined in float32 in this fixed order:
@@ -28,8 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .exact_ops import (channel_dim, exact_weighted_sum, integer_weighted_sum, per_channel, require_eval,
-                        require_weights, straight_through, weighted_sum)
+from .exact_ops import (PaddedConv, channel_dim, exact_weighted_sum, integer_weighted_sum, per_channel,
+                        require_eval, require_weights, straight_through, weighted_sum)
 from .weight_stats import deterministic_mean, deterministic_std, least_squares_coefficients
 
 __all__ = ["AbcConv2d", "AbcLinear", "evenly_spread"]
@@ -114,7 +116,7 @@ class _AbcLayer:
             return self._combine(sums, alpha)
 
 
-class AbcConv2d(_AbcLayer, nn.Conv2d):
+class AbcConv2d(PaddedConv, _AbcLayer, nn.Conv2d):
     def __init__(self, precision, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = False) -> None:
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)

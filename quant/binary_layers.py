@@ -7,6 +7,7 @@ weights: BinaryWeight, sign(W) in {-1, +1} (sign(0) = +1, straight-through estim
          would make the conv inexact); the gradient reaches W through alpha as in XNOR-Net.
 input:   int8 (Int8ActPerTensorFixedPoint, power-of-two scale s_x) or binary (BinaryAct: clamp to [-1, 1], sign,
          clipped straight-through gradient; s_x = 1).
+padding: BinaryConv2d pads binary input codes with +1, int8 ones with 0 (input_pad_code, see exact_ops.PaddedConv).
 
 Eval:  y = float32(float64_conv(x_q, sign(W)))   # = codes_x (*) +-1 times s_x, rounded once
        y = y * alpha_c                           # float32, only with weight_scale
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 from brevitas.nn import QuantConv2d, QuantLinear
 
-from .exact_ops import (exact_weighted_sum, require_weights, scale_and_bias, scaled_weight_inference,
+from .exact_ops import (PaddedConv, exact_weighted_sum, require_weights, scale_and_bias, scaled_weight_inference,
                         value_of, weighted_sum)
 from .input_codes import INPUT_QUANTIZERS
 from .layers import BinaryWeight
@@ -64,7 +65,7 @@ def _quantizers(precision) -> dict:
     return dict(weight_quant=BinaryWeight, input_quant=INPUT_QUANTIZERS[precision.inputs], return_quant_tensor=False)
 
 
-class BinaryConv2d(_BinaryLayer, QuantConv2d):
+class BinaryConv2d(PaddedConv, _BinaryLayer, QuantConv2d):
     def __init__(self, precision, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = False) -> None:
         require_weights(type(self).__name__, precision, "binary")

@@ -1,6 +1,6 @@
 """Arithmetic shared by the quantized layers: the layer's conv/matmul in float32 (training), in float64 (eval,
-exact) and on integer codes (int64), per-channel broadcasting, the straight-through estimator, and the checks
-every quantized layer makes."""
+exact) and on integer codes (int64), the code a conv pads its input with, per-channel broadcasting, the
+straight-through estimator, and the checks every quantized layer makes."""
 
 from __future__ import annotations
 
@@ -12,18 +12,47 @@ from torch import nn
 from .input_codes import input_codes
 
 __all__ = [
-    "FLOAT64_EXACT_LIMIT", "channel_dim", "exact_weighted_sum", "integer_weighted_sum", "per_channel",
-    "require_eval", "require_weights", "scale_and_bias", "straight_through", "value_of", "weighted_sum",
+    "BIPOLAR_INPUTS", "FLOAT64_EXACT_LIMIT", "PaddedConv", "channel_dim", "exact_weighted_sum", "integer_weighted_sum",
+    "per_channel", "require_eval", "require_weights", "scale_and_bias", "straight_through", "value_of", "weighted_sum",
 ]
 
 # Every integer of magnitude below 2^53 is a float64, so integer-valued float64 sums below it are exact.
 FLOAT64_EXACT_LIMIT = 2 ** 53
 
+# Input kinds quantized to +-1 codes (binary, and each of ABC-Net's activation bases). Hardware streams one bit
+# per such element, which cannot carry the code 0.
+BIPOLAR_INPUTS = frozenset({"binary", "abc"})
+
+
+class PaddedConv:
+    """Mixin of the quantized conv layers: the input code their padding adds.
+
+    A conv whose input codes are +-1 pads them with +1, as Larq's pad_values=1.0 does (the sign of a zero input,
+    sign(0) = +1): hardware streams one bit per element and has no code 0. The other input kinds pad with code 0,
+    the value 0 (zero padding). weighted_sum pads the quantized input with it, so the training forward, the eval
+    forward and integer_inference agree.
+    """
+
+    @property
+    def input_pad_code(self) -> int:
+        """The integer code each padded input element holds: +1 for binary/abc inputs, else 0."""
+        return 1 if self.precision.inputs in BIPOLAR_INPUTS else 0
+
 
 def weighted_sum(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The layer's linear op without bias, in x's dtype: conv2d with the layer's stride/padding, or a matmul."""
+    """The layer's linear op without bias, in x's dtype: conv2d with the layer's stride/padding, or a matmul.
+
+    x is the quantized input (values or codes); a conv pads it with the code layer.input_pad_code. A nonzero code
+    only pads +-1 inputs, whose values are their codes (scale 1); it is padded explicitly (F.pad with a constant,
+    which passes the gradient on to the unpadded elements), then the conv runs without padding of its own.
+    """
     if isinstance(layer, nn.Conv2d):
-        return F.conv2d(x, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+        padding = layer.padding
+        pad_code = layer.input_pad_code
+        if pad_code != 0 and any(padding):
+            height, width = padding
+            x, padding = F.pad(x, (width, width, height, height), value=float(pad_code)), 0
+        return F.conv2d(x, weight, None, layer.stride, padding, layer.dilation, layer.groups)
     return F.linear(x, weight)
 
 
@@ -93,11 +122,11 @@ def value_of(t: torch.Tensor | QuantTensor) -> torch.Tensor:
     return t.value if isinstance(t, QuantTensor) else t
 
 
-def require_eval(layer: nn.Module) -> None:
-    """integer_inference reproduces the eval-mode forward; in training mode the quantizers still move."""
+def require_eval(layer: nn.Module, method: str = "integer_inference") -> None:
+    """integer_inference (or `method`) reproduces the eval-mode forward; in training mode the quantizers still
+    move."""
     if layer.training:
-        raise RuntimeError(f"{type(layer).__name__}.integer_inference reproduces the eval-mode output; "
-                           "call .eval() first")
+        raise RuntimeError(f"{type(layer).__name__}.{method} reproduces the eval-mode output; call .eval() first")
 
 
 def require_weights(layer_name: str, precision, weights: str) -> None:

@@ -21,7 +21,8 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from brevitas.quant.fixed_point import Int8WeightPerTensorFixedPoint
 from brevitas.quant.scaled_int import Int32Bias
 
-from .exact_ops import exact_weighted_sum, integer_weighted_sum, per_channel, require_eval, require_weights, value_of
+from .exact_ops import (PaddedConv, exact_weighted_sum, integer_weighted_sum, per_channel, require_eval,
+                        require_weights, value_of)
 from .input_codes import INPUT_QUANTIZERS, input_codes
 
 __all__ = ["Int8Conv2d", "Int8Linear"]
@@ -66,7 +67,7 @@ class _Int8Layer:
         return self.bias_quant(self.bias, quant_input, quant_weight).int().to(torch.int64)
 
 
-class Int8Conv2d(_Int8Layer, QuantConv2d):
+class Int8Conv2d(PaddedConv, _Int8Layer, QuantConv2d):
     def __init__(self, precision, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = False) -> None:
         require_weights(type(self).__name__, precision, "int8")

@@ -24,7 +24,8 @@ Interpretations this module makes where the papers leave a choice (each repeated
   four per-channel values fold into one scale and one shift -- the same 2 x 32 bits per channel as weight + bias.
 * ABC-Net activations (section 3.2) carry N betas and N shift parameters v_n, all trainable: counted as 2N
   32-bit parameters of the layer whose inputs they quantize.
-* An int8 layer stores no scale: 8-bit fixed point has its binary point fixed by the format.
+* An int8 layer stores no scale: 8-bit fixed point has its binary point fixed by the format. Nor does a
+  stand-alone int8 quantizer (Int8Activation, e.g. in front of a global average pool): no row, no parameters.
 * int8 MACs, binary weights on int8/float inputs, ternary weights and any weights on float/int8 inputs count as
   full-precision MACs (FLOPs): none of them is an XNOR-popcount. This is conservative for int8 and ternary.
   Hybrid Binary Networks (Prabhu et al. 2018) likewise do not credit weight-only binarization with XNOR speed-up
@@ -48,6 +49,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+
+from .activation_quant import Int8Activation
 
 __all__ = ["LayerMetrics", "NetworkMetrics", "measure", "layer_flops", "FLOAT_BITS", "BOPS_PER_FLOP"]
 
@@ -245,11 +248,15 @@ def _kind(name: str, module: nn.Module) -> str:
 def _metric_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
     """(name, module, kind) of every conv, linear and batch-norm layer, and of any other module owning parameters.
 
-    Modules inside a conv or linear layer (its quantizers) are skipped: the layer's own count covers them.
+    Modules inside a conv or linear layer (its quantizers) are skipped: the layer's own count covers them. An
+    Int8Activation and its insides are skipped too: int8 stores no scale (see the module docstring).
     """
     covered: list[str] = []
     for name, module in model.named_modules():  # parents come before their children
         if any(_is_inside(name, prefix) for prefix in covered):
+            continue
+        if isinstance(module, Int8Activation):
+            covered.append(name)
             continue
         kind = _kind(name or "model", module)
         if kind in ("conv", "linear"):

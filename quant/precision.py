@@ -152,7 +152,9 @@ LINEAR_CLASSES = {"float": FloatLinear, "int8": Int8Linear, "binary": BinaryLine
 
 def conv2d(precision: Precision | str, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
            padding: int = 0, bias: bool = False) -> nn.Module:
-    """A 2-D convolution (zero padding, no groups or dilation) at `precision` (a Precision or its name)."""
+    """A 2-D convolution (no groups or dilation) at `precision` (a Precision or its name). A quantized conv pads
+    its input with the code `layer.input_pad_code` (+1 for +-1 inputs, else 0; quant/CONTRACT.md); the float
+    baseline zero-pads."""
     precision = _as_precision(precision)
     return CONV_CLASSES[precision.weights](precision, in_channels, out_channels, kernel_size, stride=stride,
                                            padding=padding, bias=bias)

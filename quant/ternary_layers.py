@@ -21,7 +21,7 @@ import torch
 from brevitas.nn import QuantIdentity
 from torch import nn
 
-from .exact_ops import (exact_weighted_sum, require_weights, scale_and_bias, scaled_weight_inference,
+from .exact_ops import (PaddedConv, exact_weighted_sum, require_weights, scale_and_bias, scaled_weight_inference,
                         straight_through, value_of, weighted_sum)
 from .input_codes import INPUT_QUANTIZERS
 from .weight_stats import deterministic_mean, deterministic_sum
@@ -72,7 +72,7 @@ class _TernaryLayer:
         return scaled_weight_inference(self, x)
 
 
-class TernaryConv2d(_TernaryLayer, nn.Conv2d):
+class TernaryConv2d(PaddedConv, _TernaryLayer, nn.Conv2d):
     def __init__(self, precision, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = False) -> None:
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)

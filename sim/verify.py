@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..compiler.build import CHECKPOINT, read_manifest
+from ..compiler.float_ops import to_float32
 from ..compiler.lower import network_input_codes
 from ..quant.checkpoint import load_checkpoint
 from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
@@ -64,30 +65,37 @@ class Verification:
         return {**self.__dict__, "bit_exact": self.bit_exact, "cycles_match": self.cycles_match}
 
 
+def wire_order(values: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) maps as the stream carries them: pixels in raster order, channels fastest; (N, F) as is."""
+    values = np.asarray(values)
+    return values.transpose(0, 2, 3, 1) if values.ndim == 4 else values
+
+
 def torch_outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """The model's eval outputs, float32 as PyTorch computes them, (images, outputs)."""
+    """The model's eval outputs, float32 as PyTorch computes them, (images, outputs) in wire order."""
     model.eval()
     with torch.no_grad():
         out = model(x)
-    return out.reshape(len(out), -1).numpy().astype(np.float32)
+    return wire_order(out.numpy()).reshape(len(out), -1).astype(np.float32)
 
 
-def as_float32(codes: np.ndarray, exponent: int) -> np.ndarray:
-    """Hardware output codes as the float32 values they stand for: code * 2**exponent, rounded once."""
-    return (codes.astype(np.float64) * 2.0 ** exponent).astype(np.float32)
+def as_float32(codes: np.ndarray, exponent: int, divisor: int = 1) -> np.ndarray:
+    """Hardware output codes as the float32 values they stand for: code * 2**exponent (/ divisor in float64),
+    rounded once."""
+    return to_float32(codes, exponent, divisor)
 
 
-def mismatching(codes: np.ndarray, exponent: int, expected: np.ndarray) -> int:
+def mismatching(codes: np.ndarray, exponent: int, expected: np.ndarray, divisor: int = 1) -> int:
     """Outputs whose float32 value differs from PyTorch's. Values compare exactly (float32 ==): the only two bit
     patterns of one value are -0.0 and +0.0, and PyTorch's float64 matmul writes -0.0 for some zero sums, which an
     integer accumulator (one zero) cannot tell apart. NaN and infinity never occur: outputs are bounded integers."""
-    return int((as_float32(codes, exponent) != expected).sum())
+    return int((as_float32(codes, exponent, divisor) != expected).sum())
 
 
 def input_frames(model: torch.nn.Module, x: torch.Tensor, design: Design, layer: str) -> np.ndarray:
     """Images as the build's input stream carries them, (images, transfers, elements): the codes the input layer's
-    own quantizer makes (the host does what comes before it)."""
-    codes = network_input_codes(model, layer, x)
+    own quantizer makes (the host does what comes before it), in wire order."""
+    codes = wire_order(network_input_codes(model, layer, x))
     return codes.reshape(len(codes), design.input.transfers, -1)  # Stimulus.from_frames refuses a misfit, naming both
 
 
@@ -108,7 +116,7 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
     design = Design.from_build(build_dir)
     model, _ = load_checkpoint(build_dir / CHECKPOINT)
     expected = torch_outputs(model, x)
-    exponent = manifest["output"]["exponent"]
+    exponent, divisor = manifest["output"]["exponent"], manifest["output"].get("divisor", 1)
     stimulus = design.stimulus(input_frames(model, x, design, manifest["input"]["quantizer"]["layer"]))
     flows = [FlowControl()]
     if backpressure:
@@ -123,7 +131,7 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
         runs.append(design.run(stimulus, flow, engine=whole_set_engine, name=name, progress=progress))
         seconds += time.monotonic() - started
     decoded = [design.output.unpack(run.outputs).reshape(stimulus.images, -1) for run in runs]
-    mismatches = sum(mismatching(d, exponent, expected) for d in decoded)
+    mismatches = sum(mismatching(d, exponent, expected, divisor) for d in decoded)
     compared = sum(d.size for d in decoded)
     timing = measure_timing(runs[0], stimulus)
 
@@ -165,7 +173,7 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
     if labels is not None:
         labels_np = labels.numpy()
         torch_accuracy = float((expected.argmax(axis=1) == labels_np).mean())
-        hardware_accuracy = float((as_float32(decoded[0], exponent).argmax(axis=1) == labels_np).mean())
+        hardware_accuracy = float((as_float32(decoded[0], exponent, divisor).argmax(axis=1) == labels_np).mean())
     return Verification(
         images=stimulus.images, outputs_compared=compared, mismatches=mismatches,
         torch_accuracy=torch_accuracy, hardware_accuracy=hardware_accuracy,

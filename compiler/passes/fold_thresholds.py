@@ -1,7 +1,8 @@
-"""Pass: Dense -> ChannelOps -> Quantize becomes Dense -> MultiThreshold (integer thresholds on the accumulator).
+"""Pass: Dense -> ChannelOps -> Quantize becomes Dense -> MultiThreshold (integer thresholds on the accumulator);
+likewise a sum Pool -> ChannelOps (an average: Scale with the area as divisor) -> Quantize.
 
 The ChannelOps and the quantizer are a chain of float32 operations, each weakly monotone, so the output code is a
-monotone step function of the accumulator per channel (rising, falling for a negative scale, or constant).
+monotone step function of the integer per channel (rising, falling for a negative scale, or constant).
 hbnn.compiler.multithreshold bisects that exact function, evaluated with the same float32 operations PyTorch runs
 (hbnn.compiler.float_ops), over every accumulator value the Dense can produce: exact by construction. A sign needs
 one threshold; an int8 requantization up to 255, fewer where a channel's reachable codes are fewer (after a ReLU
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..check import GraphError, check_graph
 from ..float_ops import apply_channel_ops, quantize
-from ..ir import INT8, Bipolar, ChannelOps, Dense, Graph, Int, MultiThreshold, Quantize, accumulator_bound
+from ..ir import INT8, Bipolar, ChannelOps, Dense, Graph, Int, MultiThreshold, Pool, Quantize, accumulator_bound
 from ..multithreshold import fold_steps
 
 __all__ = ["fold_thresholds", "accumulator_lattice"]
@@ -32,11 +33,18 @@ def accumulator_lattice(dense: Dense, input_type) -> tuple[int, int, int]:
     return -bound, bound, 1
 
 
-def _thresholds(dense: Dense, ops: ChannelOps, quantizer: Quantize, types) -> MultiThreshold:
-    input_type = types[dense.inputs[0]].dtype
+def _lattice(source, types) -> tuple[int, int, int]:
+    """(low, high, stride) of the integers a Dense (before bias) or a sum pool produces."""
+    if isinstance(source, Dense):
+        return accumulator_lattice(source, types[source.inputs[0]].dtype)
+    dtype = types[source.inputs[0]].dtype
+    return dtype.low * source.area, dtype.high * source.area, 1
+
+
+def _thresholds(dense: Dense | Pool, ops: ChannelOps, quantizer: Quantize, types) -> MultiThreshold:
     exponent = types[dense.name].dtype.exponent
-    channels = dense.out_features
-    bias = np.zeros(channels, dtype=np.int64) if dense.bias is None else dense.bias
+    channels = types[dense.name].shape[0]
+    bias = np.zeros(channels, dtype=np.int64) if getattr(dense, "bias", None) is None else dense.bias
     low_code = -1 if quantizer.kind == "sign" else INT8[0]
     levels = 2 if quantizer.kind == "sign" else INT8[1] - INT8[0] + 1
 
@@ -46,7 +54,7 @@ def _thresholds(dense: Dense, ops: ChannelOps, quantizer: Quantize, types) -> Mu
         codes = quantize(quantizer.kind, quantizer.exponent, apply_channel_ops(ops.ops, values, exponent))[..., 0, 0]
         return (codes - low_code) // (2 if quantizer.kind == "sign" else 1)
 
-    low, high, stride = accumulator_lattice(dense, input_type)
+    low, high, stride = _lattice(dense, types)
     steps = fold_steps(levels_of, channels, low, high, levels, stride=stride)
     thresholds = steps.thresholds
     if quantizer.kind == "sign":
@@ -74,15 +82,15 @@ def fold_thresholds(graph: Graph) -> Graph:
             continue
         ops = by_name.get(node.inputs[0])
         dense = by_name.get(ops.inputs[0]) if isinstance(ops, ChannelOps) else None
-        if not isinstance(dense, Dense):
-            raise GraphError(f"quantizer {node.name!r} does not follow a layer's channel ops; only Dense -> "
-                             "ChannelOps -> Quantize folds into thresholds")
+        if not (isinstance(dense, Dense) or (isinstance(dense, Pool) and dense.kind == "sum")):
+            raise GraphError(f"quantizer {node.name!r} does not follow a layer's or an average pool's channel ops; "
+                             "only Dense (or sum Pool) -> ChannelOps -> Quantize folds into thresholds")
         readers = graph.readers(ops.name)
         if len(readers) != 1 or ops.name in graph.outputs:
             raise GraphError(f"the float32 values {ops.name!r} are read {len(readers)} times; thresholds fold one "
                              "reader's quantizer only")
         replaced[node.name] = _thresholds(dense, ops, node, types)
-        if dense.bias is not None:  # the thresholds include it: compare the bare accumulator
+        if getattr(dense, "bias", None) is not None:  # the thresholds include it: compare the bare accumulator
             replaced[dense.name] = dataclasses.replace(dense, bias=None)
         removed.add(ops.name)
     nodes = [replaced.get(node.name, node) for node in graph.nodes if node.name not in removed]

@@ -1,8 +1,9 @@
 """Pass: a network output that is only a layer's conversion to float32 becomes the layer's integers.
 
 The contract's last layer outputs f32(acc * 2**e); the hardware outputs acc, whose type carries e, and the host
-rounds once if it wants floats. Any other float32 op on an output (alpha, a float bias, a batch norm) has no integer
-form, so it is refused with the layer named.
+rounds once if it wants floats. After a global average pool the host also divides by the area (the graph's
+output_divisors). Any other float32 op on an output (alpha, a float bias, a batch norm) has no integer form, so it
+is refused with the layer named.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ __all__ = ["output_integers"]
 
 def output_integers(graph: Graph) -> Graph:
     producers = {node.name: node for node in graph.nodes}
-    outputs = []
+    outputs, divisors = [], []
     dropped = set()
-    for value in graph.outputs:
+    for value, divisor in zip(graph.outputs, graph.output_divisors):
         node = producers.get(value)
         if isinstance(node, ChannelOps):
             if any(not isinstance(op, Scale) for op in node.ops):
@@ -26,6 +27,7 @@ def output_integers(graph: Graph) -> Graph:
                                  "layer must end in its accumulator (no alpha, float bias or batch norm after it)")
             if len(graph.readers(value)) == 0:
                 dropped.add(value)
-            value = node.inputs[0]
+            value, divisor = node.inputs[0], node.ops[0].divisor
         outputs.append(value)
-    return graph.replace([node for node in graph.nodes if node.name not in dropped], outputs)
+        divisors.append(divisor)
+    return graph.replace([node for node in graph.nodes if node.name not in dropped], outputs, divisors)

@@ -1,72 +1,149 @@
-"""Pass: gives every Dense layer its folding (PE output rows x SIMD input columns per cycle).
+"""Pass: gives every Dense layer its folding (PE output rows x SIMD input columns per cycle) and every Pool its SIMD.
 
-By default every layer gets the smallest PE x SIMD (the fewest lanes) whose cycles (MH/PE) * (MW/SIMD) meet one
-target for the whole pipeline, preferring wide SIMD over many PEs because a wider adder tree is cheaper than another
-accumulator. A pipeline streams at its slowest layer's pace, so one target for all layers wastes nothing. The
-target is `target_cycles`, raised until the int8 layers' multipliers (one DSP slice each) fit `dsp_budget`.
-Overrides name layers explicitly; a folding that does not divide the layer is an error that names it.
+A layer's cycles per image are pixels * (MH/PE) * (MW/SIMD): a convolution's Dense runs once per output pixel, on
+the K*K*C columns its sliding window emits SIMD channels of one pixel at a time (so SIMD divides C). A pool takes
+pixels * K*K * C/SIMD cycles. By default every layer gets the smallest PE x SIMD (the fewest lanes) whose cycles
+meet one target for the whole pipeline, preferring wide SIMD over many PEs because a wider adder tree is cheaper
+than another accumulator. A pipeline streams at its slowest layer's pace, so one target for all layers wastes
+nothing. The target is `target_cycles`, raised until the int8 layers' multipliers (one DSP slice each) fit
+`dsp_budget` and the binary and weight-binary lanes' LUTs (hbnn.compiler.cost_model's per-lane coefficients) fit
+`lut_budget`. Overrides name layers explicitly; a folding that does not divide the layer is an error that names it.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ..check import GraphError, check_graph, divisors
-from ..ir import Dense, Folding, Graph
+from ..check import GraphError, check_graph, divisors, window_channels
+from ..ir import Bipolar, Dense, Folding, Graph, Pool
 
-__all__ = ["set_folding", "default_folding", "pipeline_target", "DEFAULT_TARGET_CYCLES"]
+__all__ = ["set_folding", "default_folding", "pipeline_target", "layer_shapes", "LayerShape", "layer_cycles",
+           "lane_luts", "DEFAULT_TARGET_CYCLES", "LANE_LUT_SHARE"]
+
+# The share of a board's LUTs the default folding gives the binary-weight lanes: the rest is for weight and
+# threshold memories, line buffers, converters and control (CNV at BNN-PYNQ's folding: bench/cnv.py).
+LANE_LUT_SHARE = 0.5
 
 DEFAULT_TARGET_CYCLES = 32
 
 
-def default_folding(out_features: int, in_features: int, target_cycles: int) -> Folding:
+@dataclass(frozen=True)
+class LayerShape:
+    """What a Dense's folding depends on: MH, MW, the size SIMD must divide, and output pixels per image."""
+    out_features: int
+    in_features: int
+    simd_limit: int
+    pixels: int
+
+
+def layer_shapes(graph: Graph) -> dict[str, LayerShape]:
+    types = check_graph(graph)
+    shapes = {}
+    for layer in graph.dense_layers():
+        channels = window_channels(graph, layer, types)
+        _, height, width = types[layer.name].shape
+        shapes[layer.name] = LayerShape(layer.out_features, layer.in_features,
+                                        channels if channels is not None else layer.in_features, height * width)
+    return shapes
+
+
+def layer_cycles(shape: LayerShape, folding: Folding) -> int:
+    return shape.pixels * (shape.out_features // folding.pe) * (shape.in_features // folding.simd)
+
+
+def _check_target(target_cycles) -> None:
     if not isinstance(target_cycles, int) or isinstance(target_cycles, bool) or target_cycles < 1:
         raise ValueError(f"target_cycles must be a positive integer, not {target_cycles!r}")
+
+
+def default_folding(out_features: int, in_features: int, target_cycles: int, *, pixels: int = 1,
+                    simd_limit: int | None = None) -> Folding:
+    """The fewest lanes meeting the target (fully parallel when nothing does)."""
+    _check_target(target_cycles)
+    shape = LayerShape(out_features, in_features, simd_limit or in_features, pixels)
     candidates = [(pe * simd, -simd, pe, simd)
-                  for pe in divisors(out_features) for simd in divisors(in_features)
-                  if (out_features // pe) * (in_features // simd) <= target_cycles]
+                  for pe in divisors(out_features) for simd in divisors(shape.simd_limit)
+                  if layer_cycles(shape, Folding(pe, simd)) <= target_cycles]
     if not candidates:
-        return Folding(pe=out_features, simd=in_features)
+        return Folding(pe=out_features, simd=shape.simd_limit)
     _, _, pe, simd = min(candidates)
     return Folding(pe=pe, simd=simd)
+
+
+def pool_simd(pool: Pool, channels: int, pixels: int, target_cycles: int) -> int:
+    """The fewest channels per cycle at which the pool meets the target (all of them when nothing does)."""
+    return next((simd for simd in divisors(channels) if pixels * pool.area * (channels // simd) <= target_cycles),
+                channels)
+
+
+def _foldings(shapes: Mapping[str, LayerShape], target: int, overrides: Mapping[str, Folding]) -> dict[str, Folding]:
+    return {name: overrides.get(name) or default_folding(shape.out_features, shape.in_features, target,
+                                                         pixels=shape.pixels, simd_limit=shape.simd_limit)
+            for name, shape in shapes.items()}
 
 
 def _multipliers(layers: list[Dense], foldings: Mapping[str, Folding]) -> int:
     return sum(foldings[layer.name].pe * foldings[layer.name].simd for layer in layers if layer.weight_kind == "int8")
 
 
+def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipolar: Mapping[str, bool]) -> float:
+    """The LUTs of the binary-weight layers' lanes at these foldings (int8 multiplies go to DSP slices)."""
+    from ..cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE  # the cost model itself folds with this pass
+
+    total = 0.0
+    for layer in layers:
+        if layer.weight_kind == "binary":
+            lanes = foldings[layer.name].pe * foldings[layer.name].simd
+            total += lanes * (LUT_PER_XNOR_LANE if input_bipolar[layer.name] else LUT_PER_ADD_SUBTRACT_LANE)
+    return total
+
+
 def pipeline_target(layers: list[Dense], target_cycles: int, dsp_budget: int | None,
-                    overrides: Mapping[str, Folding]) -> int:
-    """The smallest cycles per layer >= target_cycles at which the int8 multipliers fit the DSP budget."""
+                    overrides: Mapping[str, Folding], shapes: Mapping[str, LayerShape] | None = None,
+                    lut_budget: int | None = None, input_bipolar: Mapping[str, bool] | None = None) -> int:
+    """The smallest cycles per layer >= target_cycles at which the int8 multipliers fit the DSP budget and the
+    binary-weight lanes the LUT budget."""
+    _check_target(target_cycles)
+    shapes = shapes or {layer.name: LayerShape(layer.out_features, layer.in_features, layer.in_features, 1)
+                        for layer in layers}
+    input_bipolar = input_bipolar or {layer.name: True for layer in layers}
     target = target_cycles
-    if dsp_budget is None:
-        return target
-    largest = max((layer.out_features * layer.in_features for layer in layers), default=1)
+    largest = max((layer_cycles(shape, Folding(1, 1)) for shape in shapes.values()), default=1)
     while True:
-        foldings = {layer.name: overrides.get(layer.name)
-                    or default_folding(layer.out_features, layer.in_features, target) for layer in layers}
-        if _multipliers(layers, foldings) <= dsp_budget or target >= largest:
+        foldings = _foldings(shapes, target, overrides)
+        fits = ((dsp_budget is None or _multipliers(layers, foldings) <= dsp_budget)
+                and (lut_budget is None or lane_luts(layers, foldings, input_bipolar) <= lut_budget))
+        if fits or target >= largest:
             return target
         target = max(target + 1, int(target * 1.05))
 
 
 def set_folding(graph: Graph, overrides: Mapping[str, Folding] | None = None,
-                target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None) -> Graph:
-    check_graph(graph)
+                target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None,
+                lut_budget: int | None = None) -> Graph:
+    types = check_graph(graph)
     overrides = dict(overrides or {})
     layers = graph.dense_layers()
     names = [layer.name for layer in layers]
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise GraphError(f"folding given for unknown layer(s) {unknown}; the layers are {names}")
-    target = pipeline_target(layers, target_cycles, dsp_budget, overrides)
-    foldings = {layer.name: overrides.get(layer.name)
-                or default_folding(layer.out_features, layer.in_features, target) for layer in layers}
+    shapes = layer_shapes(graph)
+    input_bipolar = {layer.name: isinstance(types[layer.inputs[0]].dtype, Bipolar) for layer in layers}
+    target = pipeline_target(layers, target_cycles, dsp_budget, overrides, shapes, lut_budget, input_bipolar)
+    foldings = _foldings(shapes, target, overrides)
     if dsp_budget is not None and _multipliers(layers, foldings) > dsp_budget:
         raise GraphError(f"the int8 layers need {_multipliers(layers, foldings)} multipliers (DSP slices) at these "
                          f"foldings, more than the board's {dsp_budget}: fold them further (fewer PE x SIMD)")
-    nodes = [dataclasses.replace(node, folding=foldings[node.name]) if isinstance(node, Dense) else node
-             for node in graph.nodes]
+    nodes = []
+    for node in graph.nodes:
+        if isinstance(node, Dense):
+            node = dataclasses.replace(node, folding=foldings[node.name])
+        elif isinstance(node, Pool) and node.simd is None:
+            channels, height, width = types[node.name].shape
+            node = dataclasses.replace(node, simd=pool_simd(node, channels, height * width, target))
+        nodes.append(node)
     result = graph.replace(nodes)
     check_graph(result)
     return result

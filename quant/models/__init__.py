@@ -22,6 +22,8 @@ Conventions every model follows:
   hbnn compiler).
 * Pools are max-pools (exact as they are), except global average pooling where a paper has it: an
   ExactAvgPool2d over the whole final map (float64 window sum, one division), so eval output is reproducible.
+  Where it averages batch-norm/ReLU outputs and an int8 layer reads it, an Int8Activation `pool_quant` in front
+  makes its inputs int8 codes (blocks.pool_quant_for); float models have none.
 * Conv/linear layers carry their Precision as `.precision`; `model.binarizable_layers()` lists their module
   names in forward order; `model.config()` is JSON-able.
 """

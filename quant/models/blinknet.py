@@ -22,7 +22,7 @@ from torch import nn
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
 from .base import Option, ZooModel, check_probability
-from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size
+from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size, pool_quant_for
 
 __all__ = ["BlinkNet"]
 
@@ -68,6 +68,7 @@ class BlinkNet(ZooModel):
             self.add_module(f"stage{stage}", BlinkStage(plan, f"stage{stage}", in_channels, width,
                                                         stride=1 if stage == 1 else 2, reader=reader))
             in_channels = width
+        self.pool_quant = pool_quant_for(plan["fc"])  # Int8Activation or None
         self.pool = global_average_pool(halved_size(self.image_size, 2))
         self.dropout = dropout_for(self.options["dropout"], plan["fc"])
         self.fc = linear(plan["fc"], STAGE_WIDTHS[-1], self.num_classes, bias=True)
@@ -86,4 +87,6 @@ class BlinkNet(ZooModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stage3(self.stage2(self.stage1(self.stem(x))))
+        if self.pool_quant is not None:
+            x = self.pool_quant(x)
         return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))

@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from ..activation_quant import Int8Activation
 from ..layers import ExactBatchNorm1d, ExactBatchNorm2d
 from ..pooling import ExactAvgPool2d
 from ..precision import Precision, conv2d, linear
@@ -15,7 +16,7 @@ from .precision_names import takes_signs
 
 __all__ = [
     "activation_for", "conv_bn_act", "conv_bn_act_parts", "conv_output_size", "dropout_for", "global_average_pool",
-    "halved_size", "linear_bn_act_parts",
+    "halved_size", "linear_bn_act_parts", "pool_quant_for",
 ]
 
 
@@ -73,9 +74,21 @@ def global_average_pool(map_size: int) -> nn.Module:
     """(N, C, map_size, map_size) -> (N, C, 1, 1): the mean over the whole final feature map.
 
     An ExactAvgPool2d over the known map size rather than AdaptiveAvgPool2d: its eval output is a fixed float64
-    window sum and one division, which the compiler can reproduce.
+    window sum and one division, which the compiler can reproduce when the inputs are quantized (pool_quant_for).
     """
     return ExactAvgPool2d(map_size)
+
+
+def pool_quant_for(reader: Precision) -> Int8Activation | None:
+    """The quantizer in front of a global average pool over float activations (batch-norm/ReLU outputs), given
+    the precision of the layer that reads the pool's output; None where the pool stays as it is.
+
+    ExactAvgPool2d is exact in hardware only on integer codes times one power of two. A reader with int8 inputs
+    gets Int8Activation in front of the pool: hardware then sums int8 codes. A float reader (the paper baseline)
+    claims no integer form, so its model is left unchanged. Binary and abc readers get None too: they take signs
+    of the float average, a pool the integer contract does not cover yet.
+    """
+    return Int8Activation() if reader.inputs == "int8" else None
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:

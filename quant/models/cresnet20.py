@@ -22,7 +22,7 @@ from torch import nn
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
 from .base import ZooModel
-from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size
+from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size, pool_quant_for
 
 __all__ = ["CifarResNet20", "LAYER_NAMES"]
 
@@ -96,6 +96,7 @@ class CifarResNet20(ZooModel):
                                          activation=activation_for(plan[reader])))
                 in_channels = width
             self.add_module(f"stage{stage}", nn.Sequential(*blocks))
+        self.pool_quant = pool_quant_for(plan["fc"])  # Int8Activation or None
         self.pool = global_average_pool(halved_size(self.image_size, 2))
         self.fc = linear(plan["fc"], STAGE_WIDTHS[-1], self.num_classes, bias=True)
 
@@ -107,4 +108,6 @@ class CifarResNet20(ZooModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = self.stage3(self.stage2(self.stage1(x)))
+        if self.pool_quant is not None:
+            x = self.pool_quant(x)
         return self.fc(torch.flatten(self.pool(x), 1))

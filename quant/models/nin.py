@@ -68,7 +68,9 @@ class NIN(ZooModel):
         classifier = len(CONVS) + 1
         layers[f"conv{classifier}"] = conv2d(plan[LAYER_NAMES[-1]], in_channels, self.num_classes, 1, bias=True)
         self.features = nn.Sequential(OrderedDict(layers))
-        self.pool = global_average_pool(halved_size(self.image_size, len(POOL_AFTER)))  # the convs keep the size
+        # The convs keep the size. No pool quantizer (blocks.pool_quant_for): the pool reads the classifier conv's
+        # output, for an int8 classifier its integer accumulator times a power of two already.
+        self.pool = global_average_pool(halved_size(self.image_size, len(POOL_AFTER)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.features(x)), 1)

@@ -23,7 +23,7 @@ from torch import nn
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
 from .base import Option, ZooModel, check_probability, one_of
-from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size
+from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size, pool_quant_for
 
 __all__ = ["ResNet14", "SHORTCUT_BLOCKS"]
 
@@ -87,6 +87,7 @@ class ResNet14(ZooModel):
                 readers=readers(block + 1), has_shortcut=block in shortcut_blocks))
             in_channels = width
         self.dropout = dropout_for(self.options["dropout"], plan["fc"])
+        self.pool_quant = pool_quant_for(plan["fc"])  # Int8Activation or None
         self.pool = global_average_pool(halved_size(self.image_size, 2))
         self.fc = linear(plan["fc"], BLOCK_WIDTHS[-1], self.num_classes, bias=True)
 
@@ -104,5 +105,7 @@ class ResNet14(ZooModel):
         return plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.block3(self.block2(self.block1(self.stem(x))))
-        return self.fc(torch.flatten(self.pool(self.dropout(x)), 1))
+        x = self.dropout(self.block3(self.block2(self.block1(self.stem(x)))))
+        if self.pool_quant is not None:
+            x = self.pool_quant(x)
+        return self.fc(torch.flatten(self.pool(x), 1))

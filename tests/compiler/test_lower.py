@@ -92,11 +92,17 @@ def test_a_float_op_after_the_last_layer_is_refused_by_name():
 
 def test_the_first_unmapped_layer_of_a_zoo_cnn_is_named():
     from hbnn.quant.models import build_model
-    model = build_model("lenet5", precision="fp", in_channels=1, num_classes=10, image_size=28)
-    with pytest.raises(UnsupportedLayerError, match=r"convolutions are not mapped"):
+    model = build_model("lenet5", precision="ternary", in_channels=1, num_classes=10, image_size=28,
+                        full_precision="int8")
+    with pytest.raises(UnsupportedLayerError, match=r"'features.conv2'.*ternary layers are not mapped"):
         lower_model(model)
 
 
 def test_a_model_without_quantized_layers_is_refused():
     with pytest.raises(UnsupportedModelError, match="not computed by a quantized layer"):
+        lower_model(Wrapped(nn.Flatten()), input_shape=(8,))
+
+
+def test_a_model_that_does_not_state_its_input_shape_is_asked_for_it():
+    with pytest.raises(UnsupportedModelError, match="does not say its input shape; pass input_shape"):
         lower_model(Wrapped(nn.Flatten()))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from hbnn.quant.activation_quant import Int8Activation
 from hbnn.quant.exact_ops import integer_weighted_sum
 from hbnn.quant.layers import ExactBatchNorm2d
 from hbnn.quant.pooling import ExactAvgPool2d, integer_avg_pool2d
@@ -68,6 +69,83 @@ def test_linear_eval_is_reproduced_from_integers(name, bias):
     layer = calibrated(linear(Precision.parse(name), 40, 7, bias=bias))
     assert_integer_inference_is_exact(layer, tricky_input(layer, (6, 40)))
     assert_integer_inference_is_exact(layer, tricky_input(layer, (2, 3, 40)))  # extra leading axes
+
+
+PAD_CODES = {"int8": 0, "weight-binary": 0, "weight-binary+alpha": 0, "binary": 1, "binary+alpha": 1,
+             "ternary": 0, "ternary+alpha": 0, "abc1x1": 1, "abc3x3": 1, "abc2x5": 1}
+
+
+@pytest.mark.parametrize("name", PRECISIONS)
+def test_padded_conv_eval_is_reproduced_from_integers(name):
+    """Padding 2 around a 3x3 kernel: the corner outputs read a single input element and eight padded ones."""
+    torch.manual_seed(13)
+    layer = calibrated(conv2d(Precision.parse(name), 4, 3, 3, padding=2, bias=True))
+    assert layer.input_pad_code == PAD_CODES[name] and isinstance(layer.input_pad_code, int)
+    assert_integer_inference_is_exact(layer, tricky_input(layer, (2, 4, 5, 6)))
+
+
+# A 4x4 map of -1 under a 3x3 all-(+1) kernel with padding 1: an output reads `REAL` input elements (-1 each)
+# and 9 - REAL padded ones (the pad code each).
+REAL = torch.tensor([[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]])
+
+
+@pytest.mark.parametrize("name, weight_value", [
+    ("binary", 1.0), ("binary+alpha", 1.0), ("abc1x1", 1.0),  # +1 padding: corner -4 + 5 = +1, edge -6 + 3 = -3
+    ("int8", 127 / 128), ("weight-binary", 1.0), ("ternary", 1.0),  # zero padding: corner -4, edge -6
+])
+def test_border_outputs_count_padded_elements_as_the_pad_code(name, weight_value):
+    layer = conv2d(Precision.parse(name), 1, 1, 3, padding=1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)  # int8: code 127 at scale 1/128 (narrow range); the others +1, alpha 1
+    x = -torch.ones(1, 1, 4, 4)  # int8 inputs: code -128 at the untrained scale 1/128, the value -1
+    pad_code = PAD_CODES[name]
+    expected = (weight_value * (-REAL + pad_code * (9 - REAL))).float().view(1, 1, 4, 4)
+    if pad_code:
+        assert expected[0, 0, 0, 0] == 1 and expected[0, 0, 0, 1] == -3 and expected[0, 0, 1, 1] == -9
+    layer.eval()
+    with torch.no_grad():
+        assert torch.equal(layer(x), expected)
+    assert torch.equal(layer.integer_inference(x), expected)
+    if pad_code:  # no learned input scale here: the training forward pads the same way
+        assert torch.equal(layer.train()(x), expected)
+
+
+def test_plus_one_padding_reaches_the_weight_gradient():
+    """Padded +1 elements are constants: they feed the weights' gradient and none flows to them."""
+    layer = conv2d("binary", 1, 1, 3, padding=1).train()
+    with torch.no_grad():
+        layer.weight.fill_(0.5)  # sign +1, inside the straight-through window
+    x = torch.full((1, 1, 4, 4), -1.0, requires_grad=True)
+    layer(x).sum().backward()
+    # dL/dW[ky, kx] = sum of the (padded) inputs under tap (ky, kx) over the 16 outputs: the centre tap reads the
+    # 16 inputs (-16); a corner tap reads 9 inputs and 7 padded +1 (-9 + 7 = -2; zero padding would give -9).
+    weight_grad = layer.weight.grad[0, 0]
+    assert weight_grad[1, 1] == -16 and weight_grad[0, 0] == weight_grad[2, 2] == -2
+    assert weight_grad[0, 1] == -12 + 4  # an edge tap: 12 inputs, 4 padded
+    # dL/dx: each input gets one +1 (its weight sign) per output reading it, REAL outputs.
+    assert torch.equal(x.grad[0, 0], REAL.float())
+
+
+def test_int8_activation_codes_times_scale_are_its_output():
+    torch.manual_seed(14)
+    quant = Int8Activation().train()
+    with torch.no_grad():
+        for _ in range(3):
+            quant(torch.relu(torch.randn(4, 8, 5, 5)) * 3)  # the learned scale starts from these statistics
+    quant.eval()
+    x = torch.relu(torch.randn(2, 8, 5, 5)) * 3
+    scale = float(quant.act_quant(x).scale)
+    x.view(-1)[:8] = torch.tensor([0.0, 1e-9, -1.0, 500.0, 0.5 * scale, 1.5 * scale, 126.5 * scale, 127.5 * scale])
+    codes, s = quant.codes(x)
+    assert codes.dtype == torch.int64 and s.dtype == torch.float32 and s.shape == () and is_power_of_two(s)
+    assert codes.min() >= -128 and codes.max() <= 127
+    assert codes.view(-1)[:8].tolist() == [0, 0, -round(1 / scale), 127, 0, 2, 126, 127]  # half to even, clamp
+    with torch.no_grad():
+        out = quant(x)
+    assert type(out) is torch.Tensor and out.dtype == torch.float32
+    assert torch.equal(codes.float() * s, out)
+    with pytest.raises(RuntimeError, match=r"Int8Activation\.codes .*\.eval\(\)"):
+        quant.train().codes(x)
 
 
 def near_extreme_int8_layer(layer):
@@ -184,9 +262,11 @@ def test_abc_eval_is_the_documented_float32_combination_of_integer_sums():
     beta = layer.activation_coefficients.detach()
     act_codes = layer.activation_codes(x)
     out = None
+    assert layer.input_pad_code == 1
     for i in range(2):  # i outer, n inner; c = alpha_i * beta_n, then c * P, then the add, all float32
         for n in range(3):
-            p = torch.nn.functional.conv2d(act_codes[n].double(), w_codes[i].double(), padding=1).float()
+            padded = torch.nn.functional.pad(act_codes[n].double(), (1, 1, 1, 1), value=1.0)  # +-1 bases pad +1
+            p = torch.nn.functional.conv2d(padded, w_codes[i].double()).float()
             term = (alpha[i] * beta[n]) * p
             out = term if out is None else out + term
     out = out + layer.bias.detach().view(-1, 1, 1)

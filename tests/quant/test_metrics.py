@@ -141,6 +141,13 @@ def test_quantizer_internals_of_a_brevitas_layer_are_not_counted_twice():
     assert [(m.name, m.params, m.memory_bits, m.macs) for m in metrics.layers] == [("QuantLinear", 12, 12, 12)]
 
 
+def test_stand_alone_int8_quantizer_stores_no_scale():
+    from hbnn.quant.activation_quant import Int8Activation
+
+    model = nn.Sequential(nn.Linear(4, 3, bias=False), Int8Activation())  # its Brevitas scale is a parameter
+    assert [(m.name, m.params) for m in measure(model, (4,)).layers] == [("0", 12)]
+
+
 def test_measure_restores_training_modes_and_leaves_state_unchanged():
     torch.manual_seed(0)
     model = tiny_hybrid_net()
