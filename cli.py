@@ -95,7 +95,8 @@ def step_train(args, show_metrics: bool = True) -> tuple[pathlib.Path, dict]:
                         data_root=str(args.data_root) if args.data_root else None,
                         epochs=args.epochs or DEFAULT_EPOCHS.get(name, 10), lr=args.lr, batch_size=args.batch_size,
                         seed=args.seed, weight_decay=args.weight_decay, l1=args.l1, schedule=args.schedule,
-                        augment=not args.no_augment, device=args.device)
+                        augment=not args.no_augment, device=args.device,
+                        time_budget=getattr(args, "time_budget", None))
     widths = f" {'-'.join(map(str, [dataset.features, *spec.hidden, dataset.classes]))}" if spec.model == "mlp" else ""
     what = (f"{spec.model}{widths} ({spec.precision}, full precision {spec.full_precision}"
             + "".join(f", {k}={v}" for k, v in spec.options.items()) + ")")
@@ -304,8 +305,6 @@ def cmd_demo(args) -> int:
     out = pathlib.Path(args.out)
     args.out = out / "model.pt"
     args.resume = False
-    if args.model != "mlp":
-        raise ValueError("the demo compiles to hardware, which supports the binary MLP (--model mlp) so far")
     print("[1/4] train", flush=True)
     checkpoint, meta = step_train(args, show_metrics=False)
     print("\n[2/4] compile", flush=True)
@@ -369,6 +368,9 @@ def _add_train_options(parser) -> None:
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=None,
                           help="default: " + ", ".join(f"{n} {e}" for n, e in DEFAULT_EPOCHS.items()))
+    training.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                          help="stop after this many seconds of training (the cosine schedule follows it; at most "
+                               "--epochs epochs)")
     training.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default: {DEFAULT_LR})")
     training.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     training.add_argument("--weight-decay", type=float, default=0.0, help="L2 regularization (Adam weight decay)")

@@ -74,19 +74,28 @@ def periodic_tail(gaps: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]] | 
 
 
 def estimate_cycles(stages) -> CycleEstimate:
-    """stages: hbnn.compiler.map_to_hardware.Stage list (or anything with .node and .component)."""
+    """stages: hbnn.compiler.map_to_hardware.Stage list (or anything with .node and .component).
+
+    Steps enough images for the pipeline to fill and the gaps to repeat: first as many as fit in the pipeline twice
+    over, plus four, which shows a period of one gap three times; more (doubling) when the gaps have not become
+    periodic by then. A whole CNN is hundreds of thousands of cycles per image, so the count matters."""
     from ..hw.dataflow import chain_timing
 
     components = [stage.component for stage in stages]
     slowest = max(getattr(component, "interval", 1) for component in components)
     first = chain_timing(components, 1)
-    images = 3 * MAX_PERIOD + 2 + 2 * math.ceil(first.latency / max(slowest, 1))
-    timing = chain_timing(components, images)
-    ends = timing.output_cycles[timing.output_transfers - 1::timing.output_transfers]
-    gaps = [later - earlier for earlier, later in zip(ends, ends[1:])]
-    found = periodic_tail(gaps)
-    if found is None:
-        raise RuntimeError(f"the gaps between images did not become periodic within {images} images: {gaps}")
+    images = 2 * math.ceil(first.latency / max(slowest, 1)) + 4
+    limit = 3 * MAX_PERIOD + 2 + images
+    while True:
+        timing = chain_timing(components, images)
+        ends = timing.output_cycles[timing.output_transfers - 1::timing.output_transfers]
+        gaps = [later - earlier for earlier, later in zip(ends, ends[1:])]
+        found = periodic_tail(gaps)
+        if found is not None:
+            break
+        if images >= limit:
+            raise RuntimeError(f"the gaps between images did not become periodic within {images} images: {gaps}")
+        images = min(2 * images, limit)
     transient, period = found
     return CycleEstimate(tuple(StageCycles(stage.node, type(stage.component).__name__, stage.component.latency)
                                for stage in stages), timing.latency, transient, period)

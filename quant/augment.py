@@ -183,7 +183,9 @@ def standard_augmentation(dataset_name: str) -> Augmentation:
     MNIST, Fashion-MNIST: random crop with 2 pixels of padding, normalize (no flip: a mirrored digit is another
     glyph; Fashion-MNIST follows the same recipe; rotation is available but off by default).
     digits, synthetic: none (tiny images, where a shift of one pixel is already a large change).
+    NAME@SIZE (padded images): NAME's.
     """
+    dataset_name = dataset_name.partition("@")[0]
     if dataset_name in ("cifar10", "cifar100"):
         mean, std = dataset_normalization(dataset_name)
         return Augmentation(flip=True, crop_padding=4, mean=mean, std=std)

@@ -94,11 +94,17 @@ class Dataset:
 
 def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
     """Load a dataset by name: "digits", "fashion-mnist", "mnist" (root required), "synthetic", "cifar10" or
-    "cifar100" (root required).
+    "cifar100" (root required); "NAME@SIZE" pads NAME's images with zeros, centred, to SIZE x SIZE (as LeNet padded
+    MNIST's 28x28 digits to 32x32; CNV needs 32x32).
 
     root is the directory holding the IDX files (searched a few levels deep), or for CIFAR the extracted
     cifar-10-batches-py / cifar-100-python folder or its parent; it is ignored by digits and synthetic.
     """
+    if "@" in name:
+        base, _, size = name.partition("@")
+        if not size.isdigit() or int(size) < 1:
+            raise ValueError(f"dataset {name!r}: the size after '@' must be a positive integer")
+        return padded(load_dataset(base, root), int(size))
     if name == "digits":
         return _load_digits()
     if name == "synthetic":
@@ -113,6 +119,23 @@ def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
         from .cifar import load_cifar  # imported here: cifar.py imports Dataset from this module
         return load_cifar(name, root)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+
+
+def padded(dataset: Dataset, size: int) -> Dataset:
+    """The dataset with every image zero-padded to size x size, centred (an odd margin puts the extra row and
+    column after the image); named NAME@SIZE."""
+    channels, height, width = dataset.image_shape
+    if size < max(height, width):
+        raise ValueError(f"dataset {dataset.name!r}: cannot pad {height}x{width} images to {size}x{size}")
+    top, left = (size - height) // 2, (size - width) // 2
+    margins = (left, size - width - left, top, size - height - top)
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        images = x.view(len(x), channels, height, width)
+        return torch.nn.functional.pad(images, margins).reshape(len(x), -1).contiguous()
+
+    return Dataset(f"{dataset.name}@{size}", pad(dataset.train_x), dataset.train_y, pad(dataset.test_x),
+                   dataset.test_y, dataset.classes, (channels, size, size))
 
 
 def default_dataset_name() -> str:

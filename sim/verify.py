@@ -17,6 +17,7 @@ import torch
 from ..compiler.build import CHECKPOINT, read_manifest
 from ..compiler.float_ops import to_float32
 from ..compiler.lower import network_input_codes
+from ..quant.augment import normalize
 from ..quant.checkpoint import load_checkpoint
 from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
 from .flow_control import FlowControl
@@ -99,6 +100,17 @@ def input_frames(model: torch.nn.Module, x: torch.Tensor, design: Design, layer:
     return codes.reshape(len(codes), design.input.transfers, -1)  # Stimulus.from_frames refuses a misfit, naming both
 
 
+def host_inputs(model: torch.nn.Module, meta: dict, x: torch.Tensor) -> torch.Tensor:
+    """Dataset rows as the model took them in training: images (N, C, H, W) unless the model reads flat pixels, and
+    the training's input normalization (the deterministic part of its augmentation), if any."""
+    if getattr(model, "input_layout", "images") == "images" and x.ndim == 2:
+        x = x.view(len(x), model.in_channels, model.image_size, model.image_size)
+    normalization = meta.get("input_normalization")
+    if normalization:
+        x = normalize(x, tuple(normalization["mean"]), tuple(normalization["std"]))
+    return x
+
+
 def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.Tensor | None = None, *,
                  backpressure: bool = True, seed: int = 0, progress: bool = False, engine: str = "both",
                  crosscheck: int | None = None, waves: int = 0, activity: bool = False,
@@ -114,7 +126,8 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
     if not manifest.get("checkpoint"):
         raise ValueError(f"{build_dir} has no checkpoint to compare against")
     design = Design.from_build(build_dir)
-    model, _ = load_checkpoint(build_dir / CHECKPOINT)
+    model, meta = load_checkpoint(build_dir / CHECKPOINT)
+    x = host_inputs(model, meta, x)
     expected = torch_outputs(model, x)
     exponent, divisor = manifest["output"]["exponent"], manifest["output"].get("divisor", 1)
     stimulus = design.stimulus(input_frames(model, x, design, manifest["input"]["quantizer"]["layer"]))

@@ -1,0 +1,111 @@
+"""The zoo's plain CNNs in hardware, end to end: train, compile, co-simulate, synthesize (docs/hardware.md).
+
+    .venv/bin/python bench/cnn_zoo.py [--dataset auto] [--budget 120] [--count 1000] [--out runs/cnn-zoo]
+                                      [--networks cnv-binary,nin-fp,...] [--no-synthesis]
+
+For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp and binary;
+ResNet-14 without shortcuts fp, hybrid and binary), with int8 as the full precision, it trains for --budget seconds
+(`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
+when Fashion-MNIST is not installed, compiles for the PYNQ-Z2 with the default folding (the board's DSPs and half
+its LUTs for the lanes), co-simulates the first --count test images in Verilator (plus a back-pressure run and the
+cocotb cross-check), and synthesizes with Yosys. Prints one markdown row per network as it finishes, then the
+table. A network whose checkpoint exists in --out is not trained again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+import warnings
+
+from hbnn.boards import get_board
+from hbnn.cli import main as hbnn
+from hbnn.compiler.build import compile_checkpoint
+from hbnn.hw.synthesis import synthesize
+from hbnn.quant.data import default_dataset_name, load_dataset
+from hbnn.sim.verify import verify_build
+
+NETWORKS = {  # name: (model, variant, options, needs 32x32)
+    "cnv-binary": ("cnv", "binary", [], True),
+    "nin-fp": ("nin", "fp", [], False),
+    "nin-binary": ("nin", "binary", [], False),
+    "lenet5-fp": ("lenet5", "fp", [], False),
+    "lenet5-binary": ("lenet5", "binary", [], False),
+    "alexnet_small-fp": ("alexnet_small", "fp", [], False),
+    "alexnet_small-binary": ("alexnet_small", "binary", [], False),
+    "vgg_small-fp": ("vgg_small", "fp", [], False),
+    "vgg_small-binary": ("vgg_small", "binary", [], False),
+    "resnet14-fp": ("resnet14", "fp", ["--shortcuts", "none"], False),
+    "resnet14-hybrid": ("resnet14", "hybrid", ["--shortcuts", "none"], False),
+    "resnet14-binary": ("resnet14", "binary", ["--shortcuts", "none"], False),
+}
+HEADER = ("| network | variant | dataset | accuracy PyTorch = hardware | images | mismatches | latency measured = "
+          "analytical | interval measured = analytical | images/s at 100 MHz | bound by | LUT | FF | DSP | BRAM36 | "
+          "fits PYNQ-Z2 | train s | compile s | co-sim s |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="auto")
+    parser.add_argument("--budget", type=float, default=120.0, help="seconds of training per network")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/cnn-zoo"))
+    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--no-synthesis", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    base = default_dataset_name() if args.dataset == "auto" else args.dataset
+    board = get_board("pynq-z2")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.networks.split(","):
+        model, variant, options, square32 = NETWORKS[name]
+        dataset = f"{base}@32" if square32 or base == "digits" else base
+        checkpoint = args.out / f"{name}.pt"
+        started = time.monotonic()
+        if not checkpoint.exists():
+            assert hbnn(["train", "--model", model, "--precision", variant, *options, "--dataset", dataset,
+                         "--epochs", "1", "--time-budget", str(args.budget), "--quiet", "--out",
+                         str(checkpoint)]) == 0
+        trained = time.monotonic() - started
+        started = time.monotonic()
+        build = args.out / f"{name}-build"
+        _, manifest = compile_checkpoint(checkpoint, build, board)
+        compiled = time.monotonic() - started
+        data = load_dataset(dataset)
+        count = min(args.count, len(data.test_x))
+        started = time.monotonic()
+        result = verify_build(build, data.test_x[:count], data.test_y[:count], seed=0, log=lambda *_: None)
+        simulated = time.monotonic() - started
+        slowest = max(manifest["layers"], key=lambda layer: layer["pixels"] * layer["neuron_folds"]
+                      * layer["synapse_folds"])
+        interval = manifest["cycles"]["initiation_interval"]
+        if args.no_synthesis:
+            luts = flip_flops = dsps = bram = fits = "-"
+        else:
+            resources = synthesize(build / manifest["verilog"], manifest["top"], board.yosys_family,
+                                   log_path=build / "yosys.log")
+            (build / "report.json").write_text(json.dumps(resources.as_dict(), indent=2) + "\n")
+            luts, flip_flops, dsps, bram = (f"{resources.luts:,}", f"{resources.flip_flops:,}", resources.dsps,
+                                            f"{resources.bram36:g}")
+            fits = "yes" if (resources.luts <= board.luts and resources.dsps <= board.dsps
+                             and resources.bram36 <= board.bram36) else "no"
+        accuracy = (f"{result.torch_accuracy:.4f} = {result.hardware_accuracy:.4f}"
+                    if result.torch_accuracy == result.hardware_accuracy
+                    else f"{result.torch_accuracy:.4f} != {result.hardware_accuracy:.4f}")
+        rows.append(f"| {model} | {variant} | {dataset} | {accuracy} | {result.images} | {result.mismatches} | "
+                    f"{result.latency:,} = {result.predicted_latency:,} | {result.initiation_interval:,} = "
+                    f"{result.predicted_initiation_interval:,} | {1e8 / interval:,.0f} | {slowest['name']} | {luts} | "
+                    f"{flip_flops} | {dsps} | {bram} | {fits} | {trained:.0f} | {compiled:.1f} | {simulated:.0f} |")
+        print(rows[-1], flush=True)
+    print()
+    print(HEADER)
+    print("|---" * (HEADER.count("|") - 1) + "|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
