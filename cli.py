@@ -49,6 +49,8 @@ def _parse_folding(text: str):
 
 DEFAULT_WAVE_IMAGES = 4
 DEMO_IMAGES = 1000  # keeps the demo to minutes on Fashion-MNIST's 10,000 test images; digits has 360
+DEMO_CNN_TRAINING_SECONDS = 120.0  # a CNN's epoch takes many minutes on 2 cores; the demo trains for 2 at most
+SQUARE_32_MODELS = ("cnv",)  # models whose convolutions need 32x32 images: the demo pads smaller ones
 
 # Enough to converge on the small sets; a few minutes on 2 cores for the 60k-image ones.
 DEFAULT_EPOCHS = {"digits": 40, "synthetic": 40, "fashion-mnist": 5, "mnist": 5, "cifar10": 10, "cifar100": 10}
@@ -305,7 +307,12 @@ def cmd_demo(args) -> int:
     out = pathlib.Path(args.out)
     args.out = out / "model.pt"
     args.resume = False
-    print("[1/4] train", flush=True)
+    args.dataset = _dataset_name(args.dataset)
+    if args.model in SQUARE_32_MODELS and "@" not in args.dataset:
+        args.dataset += "@32"
+    if args.model != "mlp" and args.time_budget is None:
+        args.time_budget = DEMO_CNN_TRAINING_SECONDS
+    print("[1/4] train" + (f" ({args.time_budget:g} s)" if args.time_budget else ""), flush=True)
     checkpoint, meta = step_train(args, show_metrics=False)
     print("\n[2/4] compile", flush=True)
     step_compile(checkpoint, out / "build", args.board, None,

@@ -12,6 +12,7 @@ and why.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import torch
@@ -384,10 +385,16 @@ class _Lowering:
             return self._flatten(fx_node.name, fx_node, sources[0])
         if target in (torch.relu, torch.nn.functional.relu):
             return self._channel_op(fx_node.name, None, sources[0], Relu())
+        if target in (operator.add, torch.add) or name in ("add", "add_"):
+            return self._refuse_op(fx_node, "residual additions are not mapped to hardware yet (ResNet-14: "
+                                            "--shortcuts none maps)")
         return self._refuse_op(fx_node, f"the operation {name!r} on layer outputs has no integer lowering")
 
     def _refuse_op(self, fx_node, why):
-        raise UnsupportedLayerError(fx_node.name, None, why)
+        """Refused, named by the module whose forward() runs the operation (e.g. `block1.add`)."""
+        stack = fx_node.meta.get("nn_module_stack") or {}
+        owner = next(reversed(stack), "") if stack else ""
+        raise UnsupportedLayerError(f"{owner}.{fx_node.name}" if owner else fx_node.name, None, why)
 
     def _outputs(self, fx_node: torch.fx.Node) -> list[str]:
         result = fx_node.args[0]

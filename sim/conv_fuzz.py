@@ -17,21 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..compiler.check import check_graph, divisors
-from ..compiler.cycles import estimate_cycles
+from ..compiler.check import divisors
 from ..compiler.ir import Folding, Pool, window_output_size
-from ..compiler.lower import input_layer_of, lower_model, network_input_codes
-from ..compiler.map_to_hardware import map_stages, stream_formats
+from ..compiler.lower import lower_model
 from ..compiler.pipeline import compile_graph
-from ..hw.dataflow import Dataflow
 from ..quant.activation_quant import Int8Activation
 from ..quant.layers import ExactBatchNorm2d
 from ..quant.models.blocks import activation_for
 from ..quant.pooling import ExactAvgPool2d
 from ..quant.precision import Precision, conv2d, linear
-from .amaranth_stream import stream_through
-from .fuzz import CaseResult
-from .verify import mismatching, wire_order
+from .fuzz import CaseResult, simulate_case
 
 __all__ = ["ConvLayer", "ConvCase", "ConvStack", "random_conv_stack", "draw_conv_case", "check_conv_case", "HEADS"]
 
@@ -213,32 +208,6 @@ def check_conv_case(case: ConvCase, backpressure: tuple[float, float] = (0.3, 0.
     graph = _with_pool_simd(lower_model(model, (case.in_channels, case.size, case.size)), case.pool_simd)
     names = [layer.name for layer in graph.dense_layers()]
     compiled = compile_graph(graph, dict(zip(names, (Folding(pe, simd) for pe, simd in case.foldings))))
-    types = check_graph(compiled)
-    stages = map_stages(compiled)
     x = torch.from_numpy(np.random.default_rng(case.seed).random((case.images, case.in_channels, case.size,
                                                                   case.size), dtype=np.float32))
-    with torch.no_grad():
-        expected = wire_order(model(x).numpy()).reshape(case.images, -1)
-    codes = wire_order(network_input_codes(model, input_layer_of(compiled), x))
-    first, last = stages[0], stages[-1]
-    input_format, output_format = stream_formats(compiled, stages)
-    transfers = codes.reshape(case.images * first.transfers_in, -1)
-    output = compiled.outputs[0]
-    exponent, divisor = types[output].dtype.exponent, compiled.divisor_of(output)
-    analytical = estimate_cycles(stages)
-    mismatches = compared = 0
-    timing = None
-    for run, (gaps, stalls) in enumerate(((0.0, 0.0), backpressure)):
-        if run:
-            stages = map_stages(compiled)  # fresh components: an elaborated one is not elaborated twice
-        dut = Dataflow([stage.component for stage in stages])
-        received, in_cycles, out_cycles = stream_through(
-            dut, transfers, input_format, output_format, outputs=case.images * last.transfers_out,
-            input_gaps=gaps, output_stalls=stalls, seed=case.seed)
-        mismatches += mismatching(received.reshape(case.images, -1), exponent, expected, divisor)
-        compared += expected.size
-        if timing is None:
-            ends = out_cycles[last.transfers_out - 1::last.transfers_out]
-            timing = (ends[0] - in_cycles[0], [int(gap) for gap in np.diff(ends)])
-    return CaseResult(case, mismatches, compared, (int(timing[0]), analytical.latency),
-                      (timing[1], analytical.gaps(case.images)))
+    return simulate_case(case, model, compiled, x, backpressure)

@@ -28,9 +28,10 @@ from ..quant.layers import ExactBatchNorm1d
 from ..quant.models.blocks import activation_for
 from ..quant.precision import Precision, linear
 from .amaranth_stream import stream_through
-from .verify import mismatching
+from .verify import mismatching, wire_order
 
-__all__ = ["LayerStack", "random_stack", "Case", "draw_case", "check_case", "CaseResult", "PRECISIONS"]
+__all__ = ["LayerStack", "random_stack", "Case", "draw_case", "check_case", "simulate_case", "CaseResult",
+           "PRECISIONS"]
 
 PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha", "weight-binary+alpha")
 
@@ -56,7 +57,8 @@ class LayerStack(nn.Module):
 
 def random_stack(precisions: Sequence[str], sizes: Sequence[int], seed: int = 0, zero_gamma: bool = True):
     """A LayerStack in eval mode: quantizer scales from one training-mode pass over random pixels, batch norms
-    drawn around each layer's typical accumulator (some negative scales, and one zero scale per layer)."""
+    drawn around each layer's typical accumulator (some negative scales, and one zero scale per layer of more than one
+    channel)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = LayerStack(precisions, sizes)
@@ -70,7 +72,7 @@ def random_stack(precisions: Sequence[str], sizes: Sequence[int], seed: int = 0,
             bn.running_var.copy_(torch.tensor(rng.uniform(0.1, 2, channels) * typical ** 2, dtype=torch.float32))
             gamma = rng.normal(0, 1, channels)
             gamma[: channels // 4] = -np.abs(gamma[: channels // 4])
-            if zero_gamma:
+            if zero_gamma and channels > 1:  # a lone constant channel after a ReLU may be all zeros: no scale
                 gamma[-1] = 0.0
             bn.weight.copy_(torch.tensor(gamma, dtype=torch.float32))
             bn.bias.copy_(torch.tensor(rng.normal(0, 1, channels), dtype=torch.float32))
@@ -93,9 +95,11 @@ class Case:
 
 def draw_case(rng: np.random.Generator, *, max_layers: int = 3, max_width: int = 24, max_images: int = 6) -> Case:
     """A random case: 1..max_layers layers of random precision (alpha only where a batch norm follows), widths
-    1..max_width, and random divisors as foldings (PE = 1, SIMD = 1 and fully parallel included)."""
+    1..max_width (2.. for the input), and random divisors as foldings (PE = 1, SIMD = 1 and fully parallel included)."""
     layers = int(rng.integers(1, max_layers + 1))
-    sizes = tuple(int(rng.integers(1, max_width + 1)) for _ in range(layers + 1))
+    # At least two inputs: with one, every layer's values are one function of one sign, and a layer whose weights
+    # cancel outputs zero for every image, leaving the next int8 quantizer no scale to learn.
+    sizes = (int(rng.integers(2, max_width + 1)),) + tuple(int(rng.integers(1, max_width + 1)) for _ in range(layers))
     precisions = tuple(str(rng.choice(PRECISIONS if index < layers - 1 else PRECISIONS[:3]))
                        for index in range(layers))
     foldings = tuple((int(rng.choice(divisors(out))), int(rng.choice(divisors(inp))))
@@ -122,21 +126,21 @@ class CaseResult:
                 f"{self.gaps[1]} analytical")
 
 
-def check_case(case: Case, backpressure: tuple[float, float] = (0.3, 0.3)) -> CaseResult:
-    model = random_stack(case.precisions, case.sizes, seed=case.seed)
-    graph = lower_model(model)
-    foldings = {f"fcs.{index}": Folding(pe, simd) for index, (pe, simd) in enumerate(case.foldings)}
-    compiled = compile_graph(graph, foldings)
+def simulate_case(case, model, compiled, x: torch.Tensor, backpressure: tuple[float, float]) -> CaseResult:
+    """Streams the images x through the compiled design's Dataflow in Amaranth's simulator, undisturbed and with
+    `backpressure` (input gaps, output stalls): outputs against the model's, and undisturbed cycles against the
+    analysis. Shared by this module's dense stacks and hbnn.sim.conv_fuzz's CNNs."""
+    images = len(x)
     types = check_graph(compiled)
     stages = map_stages(compiled)
-    x = torch.from_numpy(np.random.default_rng(case.seed).random((case.images, case.sizes[0]), dtype=np.float32))
     with torch.no_grad():
-        expected = model(x).numpy()
-    codes = network_input_codes(model, input_layer_of(compiled), x)
+        expected = wire_order(model(x).numpy()).reshape(images, -1)
+    codes = wire_order(network_input_codes(model, input_layer_of(compiled), x))
     first, last = stages[0], stages[-1]
     input_format, output_format = stream_formats(compiled, stages)
-    transfers = codes.reshape(case.images * first.transfers_in, -1)
-    exponent = types[compiled.outputs[0]].dtype.exponent
+    transfers = codes.reshape(images * first.transfers_in, -1)
+    output = compiled.outputs[0]
+    exponent, divisor = types[output].dtype.exponent, compiled.divisor_of(output)
     analytical = estimate_cycles(stages)
     mismatches = compared = 0
     timing = None
@@ -145,12 +149,20 @@ def check_case(case: Case, backpressure: tuple[float, float] = (0.3, 0.3)) -> Ca
             stages = map_stages(compiled)  # fresh components: an elaborated one is not elaborated twice
         dut = Dataflow([stage.component for stage in stages])
         received, in_cycles, out_cycles = stream_through(
-            dut, transfers, input_format, output_format, outputs=case.images * last.transfers_out,
+            dut, transfers, input_format, output_format, outputs=images * last.transfers_out,
             input_gaps=gaps, output_stalls=stalls, seed=case.seed)
-        mismatches += mismatching(received.reshape(case.images, -1), exponent, expected)
+        mismatches += mismatching(received.reshape(images, -1), exponent, expected, divisor)
         compared += expected.size
         if timing is None:
             ends = out_cycles[last.transfers_out - 1::last.transfers_out]
             timing = (ends[0] - in_cycles[0], [int(gap) for gap in np.diff(ends)])
     return CaseResult(case, mismatches, compared, (int(timing[0]), analytical.latency),
-                      (timing[1], analytical.gaps(case.images)))
+                      (timing[1], analytical.gaps(images)))
+
+
+def check_case(case: Case, backpressure: tuple[float, float] = (0.3, 0.3)) -> CaseResult:
+    model = random_stack(case.precisions, case.sizes, seed=case.seed)
+    foldings = {f"fcs.{index}": Folding(pe, simd) for index, (pe, simd) in enumerate(case.foldings)}
+    compiled = compile_graph(lower_model(model), foldings)
+    x = torch.from_numpy(np.random.default_rng(case.seed).random((case.images, case.sizes[0]), dtype=np.float32))
+    return simulate_case(case, model, compiled, x, backpressure)

@@ -61,7 +61,8 @@ class CNV(ZooModel):
         map_size = final_map_size(self.image_size)
         if map_size < 1:
             raise ValueError(f"image_size {self.image_size} is too small for cnv's six unpadded 3x3 convs and two "
-                             f"pools; it needs at least {MIN_IMAGE_SIZE}")
+                             f"pools; it needs at least {MIN_IMAGE_SIZE} (pad smaller images: e.g. --dataset "
+                             f"fashion-mnist@{MIN_IMAGE_SIZE})")
         plan = self._plan_layers()
         plan = self._set_plan(plan)
         names = CONV_NAMES + LINEAR_NAMES

@@ -7,7 +7,7 @@ from amaranth.hdl import Value, signed, unsigned
 
 from hbnn.hw.handshake import schedule
 from hbnn.hw.sliding_window import SlidingWindow
-from hbnn.sim.amaranth_stream import stream_patterns, stream_through
+from hbnn.sim.amaranth_stream import handshake_twins, stream_patterns, stream_through
 
 BIPOLAR = unsigned(1)
 
@@ -129,14 +129,9 @@ def assert_twins(dut, images, flow, seed):
     cycles = int((dut.latency + images * dut.interval) / min(flow) * 1.3) + 50
     rng = np.random.default_rng(seed)
     in_pattern, out_pattern = rng.random(cycles) < flow[0], rng.random(cycles) < flow[1]
-    bits = Value.cast(dut.i_stream.payload).shape().width
-    payloads = [int(word) for word in rng.integers(0, 1 << bits, transfers)]
-    ins, outs, _ = stream_patterns(dut, payloads, in_pattern, out_pattern, outputs=outputs)
-    modelled = schedule([dut.handshake_model()], transfers, cycles, input_valid=in_pattern.__getitem__,
-                        output_ready=out_pattern.__getitem__, outputs=outputs)
-    assert len(outs) == outputs, "the simulation ran out of cycles"
-    assert list(modelled.inputs) == ins
-    assert list(modelled.outputs) == outs
+    measured, modelled = handshake_twins(dut, transfers, outputs, in_pattern, out_pattern, seed=seed)
+    assert len(measured[1]) == outputs, "the simulation ran out of cycles"
+    assert modelled == measured
 
 
 @pytest.mark.parametrize("flow", FLOWS)
