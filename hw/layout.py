@@ -100,6 +100,11 @@ class StreamFormat:
         """One transfer's elements as the payload integer (for Amaranth's simulator and cocotb)."""
         return int.from_bytes(self.pack(values).tobytes(), "little")
 
+    def to_ints(self, rows) -> list[int]:
+        """Many transfers' elements (n, elements) as payload integers, packed in one go (a CNV's weight memories
+        are about 90,000 words: one to_int each took seconds)."""
+        return [int.from_bytes(row.tobytes(), "little") for row in self.pack(rows)]
+
     def from_int(self, payload: int) -> np.ndarray:
         words = np.frombuffer(int(payload).to_bytes(self.words * 4, "little"), dtype="<u4")
         return self.unpack(words)

@@ -137,12 +137,12 @@ class Mvau(wiring.Component):
         kind, bits = ELEMENT_FORMATS[self._weight_kind]
         blocks = self._weights.reshape(self.neuron_folds, pe, self.synapse_folds, simd).transpose(0, 2, 1, 3)
         word_format = StreamFormat(kind, pe * simd, bits)
-        return [word_format.to_int(block.ravel()) for block in blocks.reshape(-1, pe * simd)]
+        return word_format.to_ints(blocks.reshape(-1, pe * simd))
 
     def bias_words(self) -> list[int]:
         """Word nf: the biases of rows nf*PE .. nf*PE+PE-1, row nf*PE + j at element j."""
         word_format = StreamFormat("signed", self._pe, self._accumulator_bits)
-        return [word_format.to_int(row) for row in self._bias.reshape(self.neuron_folds, self._pe)]
+        return word_format.to_ints(self._bias.reshape(self.neuron_folds, self._pe))
 
     def elaborate(self, platform) -> Module:
         m = Module()
