@@ -95,7 +95,8 @@ def step_train(args, show_metrics: bool = True) -> tuple[pathlib.Path, dict]:
     spec = TrainingSpec(model=model, precision=precision, full_precision=full_precision,
                         options=options, hidden=hidden, dataset=name,
                         data_root=str(args.data_root) if args.data_root else None,
-                        epochs=args.epochs or DEFAULT_EPOCHS.get(name.partition("@")[0], 10), lr=args.lr, batch_size=args.batch_size,
+                        epochs=args.epochs or DEFAULT_EPOCHS.get(name.partition("@")[0], 10), lr=args.lr,
+                        batch_size=args.batch_size,
                         seed=args.seed, weight_decay=args.weight_decay, l1=args.l1, schedule=args.schedule,
                         augment=not args.no_augment, device=args.device,
                         time_budget=getattr(args, "time_budget", None))
