@@ -1,8 +1,9 @@
 """Fuzzes the compiler and the hardware: thousands of random layer stacks (binary, weight-binary, int8, with and
 without alpha, random batch norms and foldings), each compiled and streamed through its Dataflow in Amaranth's
-simulator, undisturbed and with random back-pressure, against PyTorch (hbnn.sim.fuzz).
+simulator, undisturbed and with random back-pressure, against PyTorch (hbnn.sim.fuzz); with --conv, random small
+CNNs instead (hbnn.sim.conv_fuzz: windows, pools, flatten and global-average heads).
 
-    .venv/bin/python bench/fuzz.py --cases 2000 [--seed 0] [--max-layers 3] [--max-width 24]
+    .venv/bin/python bench/fuzz.py --cases 2000 [--seed 0] [--max-layers 3] [--max-width 24] [--conv]
 
 Prints the count of cases that passed and the first counterexample, if any, with everything needed to rerun it.
 """
@@ -15,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from hbnn.sim.conv_fuzz import check_conv_case, draw_conv_case
 from hbnn.sim.fuzz import check_case, draw_case
 
 
@@ -24,22 +26,26 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-layers", type=int, default=3)
     parser.add_argument("--max-width", type=int, default=24)
+    parser.add_argument("--conv", action="store_true", help="random small CNNs instead of dense stacks")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.monotonic()
     passed = 0
     kinds: dict[str, int] = {}
     for index in range(args.cases):
-        case = draw_case(rng, max_layers=args.max_layers, max_width=args.max_width)
+        if args.conv:
+            case = draw_conv_case(rng, max_layers=args.max_layers)
+        else:
+            case = draw_case(rng, max_layers=args.max_layers, max_width=args.max_width)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = check_case(case)
+            result = check_conv_case(case) if args.conv else check_case(case)
         if not result.passed:
             print(f"case {index} FAILED: {result.describe()}")
             print(f"{passed} of {index + 1} cases passed before it ({time.monotonic() - started:.0f} s)")
             return 1
         passed += 1
-        for precision in case.precisions:
+        for precision in (layer.precision for layer in case.layers) if args.conv else case.precisions:
             kinds[precision] = kinds.get(precision, 0) + 1
         if (index + 1) % 100 == 0:
             print(f"{index + 1} cases, all bit-exact with analytical cycles ({time.monotonic() - started:.0f} s)",
