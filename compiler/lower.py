@@ -435,16 +435,18 @@ def input_layer_of(graph: Graph) -> str:
     return name.removesuffix(INPUT_SUFFIX)
 
 
-def network_input_codes(model: nn.Module, layer: str, x: torch.Tensor) -> np.ndarray:
-    """The codes `layer`'s input quantizer makes when the model runs on x: the accelerator's input stream."""
+def network_input_codes(model: nn.Module, layer: str, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+    """The codes `layer`'s input quantizer makes when the model runs on x: the accelerator's input stream. Runs the
+    model `batch` images at a time (its eval forward is float64, and a CNN's maps are large)."""
     module = model.get_submodule(layer)
     captured = []
     handle = module.register_forward_pre_hook(lambda _, args: captured.append(args[0]))
     try:
         model.eval()
         with torch.no_grad():
-            model(x)
+            for start in range(0, len(x), batch):
+                model(x[start:start + batch])
     finally:
         handle.remove()
-    codes, _ = input_codes(module.precision.inputs, module.input_quant, captured[0])
+    codes, _ = input_codes(module.precision.inputs, module.input_quant, torch.cat(captured))
     return codes.cpu().numpy().astype(np.int64)

@@ -19,6 +19,7 @@ from ..compiler.float_ops import to_float32
 from ..compiler.lower import network_input_codes
 from ..quant.augment import normalize
 from ..quant.checkpoint import load_checkpoint
+from ..quant.train import EVAL_BATCH_SIZE
 from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
 from .flow_control import FlowControl
 from .verilator_engine import Activity, Waves
@@ -73,10 +74,11 @@ def wire_order(values: np.ndarray) -> np.ndarray:
 
 
 def torch_outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """The model's eval outputs, float32 as PyTorch computes them, (images, outputs) in wire order."""
+    """The model's eval outputs, float32 as PyTorch computes them, (images, outputs) in wire order; in batches of
+    EVAL_BATCH_SIZE (the eval forward is float64 and a CNN's maps are large)."""
     model.eval()
     with torch.no_grad():
-        out = model(x)
+        out = torch.cat([model(x[start:start + EVAL_BATCH_SIZE]) for start in range(0, len(x), EVAL_BATCH_SIZE)])
     return wire_order(out.numpy()).reshape(len(out), -1).astype(np.float32)
 
 
