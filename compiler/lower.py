@@ -327,9 +327,8 @@ class _Lowering:
         return name
 
     def _max_pool(self, path, module, source):
-        kernel, stride, padding, dilation = (_square(v) if not isinstance(v, int) else v
-                                             for v in (module.kernel_size, module.stride or module.kernel_size,
-                                                       module.padding, module.dilation))
+        kernel, stride, padding, dilation = (_square(value) for value in (module.kernel_size, module.stride,
+                                                                          module.padding, module.dilation))
         if None in (kernel, stride, padding) or dilation != 1 or module.ceil_mode or module.return_indices:
             raise UnsupportedLayerError(path, module, "only square max pools without dilation, ceil mode or indices "
                                                       "are mapped")
