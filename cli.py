@@ -331,8 +331,8 @@ def cmd_demo(args) -> int:
              for name, used, available, pct in _resource_rows(resources, board)]
     print()
     _print_table(["hbnn demo", "value", "note"], rows,
-                 f"{meta['spec']['precision']} mlp on {meta['dataset']} -> {board['name']} ({board['part']}), "
-                 f"{time.monotonic() - started:.0f} s in all; files in {out}")
+                 f"{meta['spec']['precision']} {meta['spec']['model']} on {meta['dataset']} -> {board['name']} "
+                 f"({board['part']}), {time.monotonic() - started:.0f} s in all; files in {out}")
     return 0 if result.bit_exact and result.cycles_match else 1
 
 
