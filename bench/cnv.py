@@ -9,7 +9,8 @@ activations, an 8-bit first layer (binary weights on 8-bit pixels), and an int8 
 ours spends DSP slices there). Weights are random after a calibration pass: resources and cycles do not depend on
 them. Prints the compile time (checkpoint to Verilog, manifest and cycle analysis), the measured and analytical
 interval over --images random images in Verilator, and Yosys' LUT / FF / BRAM36 / DSP against BNN-PYNQ's anchor
-(Vivado: 26,072 LUT, 124 BRAM36, 24 DSP; Vivado reads 1.5-2.3x fewer LUTs than Yosys).
+(Vivado: 26,072 LUT, 124 BRAM36, 24 DSP; Vivado reads 1.5-2.3x fewer LUTs than Yosys), then each layer synthesized
+alone: where the LUTs go.
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ import torch
 from hbnn.boards import get_board
 from hbnn.compiler.build import compile_checkpoint
 from hbnn.compiler.ir import Folding
+from hbnn.compiler.layer_synthesis import synthesize_layers
 from hbnn.hw.synthesis import synthesize
 from hbnn.quant.checkpoint import save_checkpoint
 from hbnn.quant.models import build_model
 from hbnn.sim.verify import verify_build
+from layer_resources import layer_table  # bench/, next to this script
 
 # BNN-PYNQ cnv-pynq (FINN's CNV-W1A1 folding): PE x SIMD per layer.
 BNN_PYNQ_FOLDING = {
@@ -95,6 +98,11 @@ def main() -> int:
               f"{resources.dsps} | {1e8 / interval:,.0f} |")
         print(f"| BNN-PYNQ CNV-W1A1 (Vivado) | {ANCHOR['luts']:,} | | {ANCHOR['bram36']} | {ANCHOR['dsps']} | "
               f"{1e8 / 32_768:,.0f} |")
+        started = time.monotonic()
+        layers = synthesize_layers(graph, board.yosys_family, args.out / "layers",
+                                   progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+        print(f"\nwhere they go: each layer synthesized alone ({time.monotonic() - started:.0f} s)\n")
+        print(layer_table(graph, layers))
     return 0 if result.passed else 1
 
 

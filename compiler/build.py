@@ -26,6 +26,7 @@ from ..hw.mvau import ELEMENT_FORMATS, Mvau
 from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..quant.checkpoint import load_checkpoint
+from .budget import check_board
 from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
 from .ir import Dense, Folding, Graph, MultiThreshold, Pool, SlidingWindow
@@ -131,6 +132,7 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
     out_dir = pathlib.Path(out_dir)
     types = check_graph(graph)
     stages = map_stages(graph)
+    resources = check_board(stages, board)
     accelerator = Dataflow([stage.component for stage in stages])
     files: dict[str, str] = {VERILOG: emit_verilog(accelerator)}
     layers, pools = _layer_entries(graph, stages, files)
@@ -159,6 +161,11 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
         "layers": layers,
         "pools": pools,
         "dsp_multipliers": sum(entry["dsp_multipliers"] for entry in layers),
+        "estimates": {"bram36": sum(node.bram36 for node in resources),
+                      "lane_luts": round(sum(node.lane_luts for node in resources)),
+                      "per_node": [{"node": node.node, "dsps": node.dsps, "bram36": node.bram36,
+                                    "lane_luts": round(node.lane_luts)} for node in resources],
+                      "meaning": "hbnn.compiler.budget: DSPs exact; block RAM and the lanes' LUTs estimated"},
         "cycles": cycles.as_dict(),
     }
     files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["StageCycles", "CycleEstimate", "estimate_cycles", "periodic_tail"]
+__all__ = ["StageCycles", "CycleEstimate", "estimate_cycles", "periodic_tail", "steady_gaps"]
 
-MAX_PERIOD = 8  # images; a longer period would mean a pathological chain (the search says so)
+MAX_PERIOD = 8  # images; a longer period would mean a pathological chain (the analysis says so)
 
 
 @dataclass(frozen=True)
@@ -73,29 +73,43 @@ def periodic_tail(gaps: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]] | 
     return None
 
 
+def steady_gaps(gaps: list[int], repeat_from: int, period: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(transient, period) for gaps known to repeat from index repeat_from every `period` gaps: the shortest period
+    the repeating part has, and the shortest transient before it."""
+    tail = tuple(gaps[repeat_from:repeat_from + period])
+    shortest = next(d for d in range(1, period + 1) if period % d == 0 and tail == tail[d:] + tail[:d])
+    start = repeat_from
+    while start > 0 and gaps[start - 1] == gaps[start - 1 + shortest]:
+        start -= 1
+    return tuple(gaps[:start]), tuple(gaps[start:start + shortest])
+
+
 def estimate_cycles(stages) -> CycleEstimate:
     """stages: hbnn.compiler.map_to_hardware.Stage list (or anything with .node and .component).
 
-    Steps enough images for the pipeline to fill and the gaps to repeat: first as many as fit in the pipeline twice
-    over, plus four, which shows a period of one gap three times; more (doubling) when the gaps have not become
-    periodic by then. A whole CNN is hundreds of thousands of cycles per image, so the count matters."""
-    from ..hw.dataflow import chain_timing
+    Streams images through the stages' handshake models (one endless stream: nothing is stepped twice) until
+    either the chain's state at an image's end repeats, which proves the period, or, once the pipeline has had time
+    to fill twice over plus four images, the last gaps repeat three times. A whole CNN is hundreds of thousands of
+    cycles per image, so the count matters."""
+    from ..hw.dataflow import stream_images
 
     components = [stage.component for stage in stages]
     slowest = max(getattr(component, "interval", 1) for component in components)
-    first = chain_timing(components, 1)
-    images = 2 * math.ceil(first.latency / max(slowest, 1)) + 4
-    limit = 3 * MAX_PERIOD + 2 + images
-    while True:
-        timing = chain_timing(components, images)
-        ends = timing.output_cycles[timing.output_transfers - 1::timing.output_transfers]
+    ends: list[int] = []
+    for end in stream_images(components):
+        ends.append(end.cycle)
         gaps = [later - earlier for earlier, later in zip(ends, ends[1:])]
-        found = periodic_tail(gaps)
-        if found is not None:
+        if end.repeats is not None:
+            if end.image - end.repeats > MAX_PERIOD:
+                raise RuntimeError(f"the gaps between images repeat only every {end.image - end.repeats} images: "
+                                   f"{gaps}")
+            found = steady_gaps(gaps, end.repeats, end.image - end.repeats)
             break
-        if images >= limit:
-            raise RuntimeError(f"the gaps between images did not become periodic within {images} images: {gaps}")
-        images = min(2 * images, limit)
+        needed = 2 * math.ceil(ends[0] / max(slowest, 1)) + 4
+        if len(ends) >= needed and (found := periodic_tail(gaps)) is not None:
+            break
+        if len(ends) >= needed + 3 * MAX_PERIOD + 2:
+            raise RuntimeError(f"the gaps between images did not become periodic within {len(ends)} images: {gaps}")
     transient, period = found
     return CycleEstimate(tuple(StageCycles(stage.node, type(stage.component).__name__, stage.component.latency)
-                               for stage in stages), timing.latency, transient, period)
+                               for stage in stages), ends[0], transient, period)

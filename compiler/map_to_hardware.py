@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.back import verilog
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import wiring
 
@@ -27,6 +26,7 @@ from ..hw.pool import WindowReduce
 from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
+from ..hw.verilog_export import to_verilog
 from ..hw.width_converter import WidthConverter
 from .check import GraphError, check_graph
 from .ir import Bipolar, Dense, Flatten, Graph, MultiThreshold, Pool, SlidingWindow
@@ -181,5 +181,4 @@ def stream_formats(graph: Graph, stages: list[Stage]) -> tuple[StreamFormat, Str
 
 
 def emit_verilog(accelerator: Dataflow) -> str:
-    # emit_src=False: source-location attributes carry absolute paths and would make the output machine-dependent.
-    return verilog.convert(accelerator, name=TOP_NAME, emit_src=False)
+    return to_verilog(accelerator, TOP_NAME)

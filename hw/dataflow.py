@@ -8,7 +8,7 @@ not exact: stages overlap, and a splitting converter back-pressures its producer
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Module
@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from .handshake import Chained, schedule
 
-__all__ = ["Dataflow", "ChainTiming", "chain_timing", "image_transfers"]
+__all__ = ["Dataflow", "ChainTiming", "chain_timing", "image_transfers", "ImageEnd", "stream_images"]
 
 
 def _describe(index: int, stage) -> str:
@@ -137,3 +137,45 @@ def chain_timing(stages: Sequence[wiring.Component], images: int, *,
     gaps = [later - earlier for earlier, later in zip(ends, ends[1:])]
     return ChainTiming(ends[0] - starts[0], (min(gaps), max(gaps)) if gaps else (0, 0), run.inputs, run.outputs,
                        first, last)
+
+
+
+@dataclass(frozen=True)
+class ImageEnd:
+    """One image of an endless undisturbed stream (source always valid, sink always ready)."""
+    image: int
+    cycle: int  # its last output handshake, counted from image 0's first input handshake
+    repeats: int | None  # an earlier image whose end left the chain in the same state, if any
+
+
+def _state(models) -> tuple:
+    return tuple(tuple(vars(model).values()) for model in models)
+
+
+def stream_images(stages: Sequence[wiring.Component]) -> Iterator[ImageEnd]:
+    """Steps the stages' handshake models image by image, without end, yielding each image's last output cycle.
+
+    `repeats` names an earlier image whose end state (every model's) this one's equals: the chain is deterministic
+    and its inputs do not change, so from that image on every gap provably repeats. Chains with stages of nearly
+    equal rates can take many images to get there, while their gaps settle long before."""
+    stages = tuple(stages)
+    counts = image_transfers(stages)
+    first, last = counts[0][0], counts[-1][1]
+    models = Chained([stage.handshake_model() for stage in stages]).models
+    # Generous per image: every stage one after another, nothing overlapping.
+    bound = sum(getattr(stage, "latency", 0) + ins + outs + 1 for stage, (ins, outs) in zip(stages, counts)) + 16
+    seen: dict[tuple, int] = {}
+    start = elapsed = 0
+    image = 0
+    while True:
+        run = schedule(models, first * (bound + 1), 2 * bound, outputs=last)  # the source never runs dry
+        if len(run.outputs) < last:
+            raise RuntimeError(f"the chain gave {len(run.outputs)} of {last} output transfers of image {image} in "
+                               f"{2 * bound} cycles: a handshake model deadlocked")
+        if image == 0:
+            start = run.inputs[0]
+        state = _state(models)
+        yield ImageEnd(image, elapsed + run.outputs[-1] - start, seen.get(state))
+        seen.setdefault(state, image)
+        elapsed += run.cycles
+        image += 1

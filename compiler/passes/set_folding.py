@@ -134,8 +134,11 @@ def set_folding(graph: Graph, overrides: Mapping[str, Folding] | None = None,
     target = pipeline_target(layers, target_cycles, dsp_budget, overrides, shapes, lut_budget, input_bipolar)
     foldings = _foldings(shapes, target, overrides)
     if dsp_budget is not None and _multipliers(layers, foldings) > dsp_budget:
+        int8 = [layer.name for layer in layers if layer.weight_kind == "int8"]
+        costliest = max(int8, key=lambda name: foldings[name].pe * foldings[name].simd)
         raise GraphError(f"the int8 layers need {_multipliers(layers, foldings)} multipliers (DSP slices) at these "
-                         f"foldings, more than the board's {dsp_budget}: fold them further (fewer PE x SIMD)")
+                         f"foldings, more than the board's {dsp_budget}; the costliest is '{costliest}' with "
+                         f"{foldings[costliest].pe} x {foldings[costliest].simd}: fold it further (fewer PE x SIMD)")
     nodes = []
     for node in graph.nodes:
         if isinstance(node, Dense):

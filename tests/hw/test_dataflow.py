@@ -3,6 +3,7 @@ the outputs equal numpy's, and every handshake at the chain's input and output e
 (hbnn.hw.handshake), undisturbed and under seeded random valid/ready patterns; chain_timing equals the undisturbed
 simulation measured as sim.design.measure_timing measures it. Then Dataflow's checks, MultiThreshold's
 output_shape, and a StreamFifo in front of an Mvau, which stops chained Mvaus from coupling."""
+import itertools
 import numpy as np
 import pytest
 from amaranth.hdl import Shape, signed, unsigned
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hbnn.sim.amaranth_stream import stream_patterns
-from hbnn.hw.dataflow import Dataflow, chain_timing, image_transfers
+from hbnn.hw.dataflow import Dataflow, chain_timing, image_transfers, stream_images
 from hbnn.hw.handshake import schedule
 from hbnn.hw.layout import StreamFormat
 from hbnn.hw.mvau import Mvau
@@ -147,6 +148,23 @@ def test_chain_timing_equals_the_undisturbed_simulation(name):
     assert timing.latency == ends[0] - starts[0]
     assert timing.interval_spread == (gaps.min(), gaps.max())
     assert timing.initiation_interval == gaps.max()
+
+
+@pytest.mark.parametrize("name", CHAINS)
+def test_stream_images_equals_a_finite_stream_and_finds_the_repeat(name):
+    # An endless stream's image ends equal a 12-image stream's (later images never delay earlier ones), and the
+    # gaps after a repeated end state follow the repeat.
+    stages, _, _ = build_chain(np.random.default_rng(len(name)), images=1, **CHAINS[name])
+    images = 12
+    timing = chain_timing(stages, images)
+    ends = timing.output_cycles[timing.output_transfers - 1::timing.output_transfers]
+    streamed = list(itertools.islice(stream_images(stages), images))
+    assert [end.cycle for end in streamed] == [end - timing.input_cycles[0] for end in ends]
+    repeat = next(end for end in streamed if end.repeats is not None)
+    period = repeat.image - repeat.repeats
+    gaps = np.diff(ends)
+    assert all(gaps[i] == gaps[i - period] for i in range(repeat.image, images - 1))
+    unelaborated(*stages)
 
 
 def test_chain_latency_is_not_the_sum_of_latencies():
