@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 
 from ..hw.layout import StreamFormat
 
-__all__ = ["stream_through", "stream_patterns"]
+__all__ = ["stream_through", "stream_patterns", "ports_patterns"]
 
 
 def stream_through(dut, transfers, input_format: StreamFormat, output_format: StreamFormat, *, outputs: int,
@@ -104,3 +104,42 @@ def handshake_twins(dut, transfers: int, outputs: int, in_pattern, out_pattern, 
     modelled = schedule([dut.handshake_model()], transfers, len(in_pattern), input_valid=in_pattern.__getitem__,
                         output_ready=out_pattern.__getitem__, outputs=outputs)
     return (ins, outs), (list(modelled.inputs), list(modelled.outputs))
+
+
+def ports_patterns(dut, sources: dict, sinks: dict, cycles: int):
+    """stream_patterns for a component with several streams (a fork, a join). sources: {stream: (payloads,
+    per-cycle valid pattern)}, sinks: {stream: per-cycle ready pattern}; streams are the dut's stream interfaces
+    (e.g. dut.o_streams[1]). Runs `cycles` cycles. Returns (input handshake cycles per source, output
+    handshake cycles per sink, payloads as integers per sink), in the dicts' order."""
+    m = Module()
+    m.submodules.dut = dut
+    sources, sinks = list(sources.items()), list(sinks.items())
+    taken = [[] for _ in sources]
+    given = [[] for _ in sinks]
+    received = [[] for _ in sinks]
+
+    async def testbench(ctx):
+        for cycle in range(cycles):
+            offered = []
+            for index, (port, (payloads, pattern)) in enumerate(sources):
+                valid = len(taken[index]) < len(payloads) and bool(pattern[cycle])
+                ctx.set(port.valid, valid)
+                if valid:
+                    ctx.set(Value.cast(port.payload), payloads[len(taken[index])])
+                offered.append(valid)
+            for port, pattern in sinks:
+                ctx.set(port.ready, bool(pattern[cycle]))
+            for index, (port, _) in enumerate(sources):
+                if offered[index] and ctx.get(port.ready):
+                    taken[index].append(cycle)
+            for index, (port, pattern) in enumerate(sinks):
+                if pattern[cycle] and ctx.get(port.valid):
+                    given[index].append(cycle)
+                    received[index].append(ctx.get(Value.cast(port.payload)))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return taken, given, received

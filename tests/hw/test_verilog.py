@@ -36,3 +36,18 @@ def test_cell_counts_are_summed_by_kind():
     assert (resources.luts, resources.flip_flops, resources.carry, resources.bram36, resources.dsps,
             resources.lutram) == (7, 6, 2, 2.5, 2, 1)
     assert "$scopeinfo" not in resources.cells
+
+
+def test_fork_and_add_join_are_lint_clean(tmp_path):
+    from amaranth.hdl import signed
+
+    from hbnn.hw.add_join import AddJoin
+    from hbnn.hw.fork import Fork
+    from hbnn.hw.verilog_export import to_verilog
+
+    for name, dut in (("fork", Fork(element=signed(8), elements=4, readers=2)),
+                      ("add_join", AddJoin(a_element=signed(8), b_element=signed(5), elements=4))):
+        path = tmp_path / f"{name}.v"
+        path.write_text(to_verilog(dut, name))
+        result = lint_verilog(path, name)
+        assert result.clean, result.output
