@@ -251,14 +251,13 @@ class MvauHandshake(HandshakeModel):
         self._finishing = False  # staged & staged_last
         self.valid = False
 
-    def _advance(self, out_ready: bool) -> bool:
-        return not self._finishing or not self.valid or out_ready
-
+    # ready and clock are stepped for every cycle of every image of a whole network's cycle analysis: `advance`
+    # (the data stage may move: not finishing, or the output register free) is written out in both.
     def ready(self, out_ready: bool) -> bool:
-        return self._neuron_fold == 0 and self._advance(out_ready)
+        return self._neuron_fold == 0 and (not self._finishing or not self.valid or out_ready)
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
-        advance = self._advance(out_ready)
+        advance = not self._finishing or not self.valid or out_ready
         if self.valid and out_ready:
             self.valid = False
         if self._finishing and advance:  # advance here means the output register is free
