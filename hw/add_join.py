@@ -5,7 +5,7 @@ sum is an integer add: signed(max(a, b) + 1) holds every sum of signed(a) and si
 
 A pair is taken when both inputs are valid and the output register is free or being taken: each input's ready is
 the other's valid AND the output free. Unlike the chain's units, an input ready here looks at an input valid (the
-other one's), which a stream allows (valid never waits for ready); the cycle models say so (`AddJoinHandshake`).
+other one's), which a stream allows (valid never waits for ready); its cycle model takes the input valids.
 
 Timing, nothing stalled: a pair taken at cycle a leaves from a + 1 (LATENCY 1), one pair per cycle.
 """
@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Shape, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import PortHandshakeModel
 from .parameters import check_positive_int
 
 __all__ = ["AddJoin", "AddJoinHandshake"]
@@ -80,20 +80,23 @@ class AddJoin(wiring.Component):
         return m
 
 
-class AddJoinHandshake(HandshakeModel):
-    """AddJoin.elaborate's control: the output register's valid. `readies` takes both input valids and the
-    downstream ready, and gives (a ready, b ready)."""
+class AddJoinHandshake(PortHandshakeModel):
+    """AddJoin.elaborate's control: the output register's valid. An input's ready needs the other input's valid."""
 
     def __init__(self):
-        self.valid = False
+        self._valid = False
 
-    def readies(self, a_valid: bool, b_valid: bool, out_ready: bool) -> tuple[bool, bool]:
-        free = not self.valid or out_ready
-        return b_valid and free, a_valid and free
+    @property
+    def valids(self) -> tuple[bool]:
+        return (self._valid,)
 
-    def clock(self, a_valid: bool, b_valid: bool, out_ready: bool) -> None:
-        take = a_valid and b_valid and (not self.valid or out_ready)
-        if self.valid and out_ready:
-            self.valid = False
+    def readies(self, in_valids, out_readies) -> tuple[bool, bool]:
+        free = not self._valid or out_readies[0]
+        return in_valids[1] and free, in_valids[0] and free
+
+    def clock(self, in_valids, out_readies) -> None:
+        take = in_valids[0] and in_valids[1] and (not self._valid or out_readies[0])
+        if self._valid and out_readies[0]:
+            self._valid = False
         if take:
-            self.valid = True
+            self._valid = True

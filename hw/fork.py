@@ -17,7 +17,7 @@ from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import PortHandshakeModel
 from .parameters import check_positive_int
 
 __all__ = ["Fork", "ForkHandshake"]
@@ -83,9 +83,8 @@ class Fork(wiring.Component):
         return m
 
 
-class ForkHandshake(HandshakeModel):
-    """Fork.elaborate's control: which readers still hold the current transfer. `valids` is per reader; `ready`
-    takes the readers' readies."""
+class ForkHandshake(PortHandshakeModel):
+    """Fork.elaborate's control: which readers still hold the current transfer."""
 
     def __init__(self, *, readers: int):
         self._held = [False] * readers
@@ -94,9 +93,12 @@ class ForkHandshake(HandshakeModel):
     def valids(self) -> tuple[bool, ...]:
         return tuple(self._held)
 
-    def ready(self, out_readies) -> bool:
+    def _ready(self, out_readies) -> bool:
         return all(not held or ready for held, ready in zip(self._held, out_readies))
 
-    def clock(self, in_valid: bool, out_readies) -> None:
-        accept = in_valid and self.ready(out_readies)
+    def readies(self, in_valids, out_readies) -> tuple[bool]:
+        return (self._ready(out_readies),)
+
+    def clock(self, in_valids, out_readies) -> None:
+        accept = in_valids[0] and self._ready(out_readies)
         self._held = [True if accept else held and not ready for held, ready in zip(self._held, out_readies)]

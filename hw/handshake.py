@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["HandshakeModel", "PassThrough", "Chained", "Handshakes", "schedule"]
+__all__ = ["HandshakeModel", "PassThrough", "Chained", "Handshakes", "schedule", "PortHandshakeModel", "as_ports"]
 
 
 class HandshakeModel:
@@ -93,6 +93,47 @@ class Chained(HandshakeModel):
         for index, model in enumerate(models):
             model.clock(valids[index], readies[index + 1])
         return in_valid and readies[0], valids[-1] and out_ready
+
+
+class PortHandshakeModel:
+    """A component with several streams (a fork, a join): `valids` per output stream (state only), `readies` per
+    input stream given every input valid and output ready (a join's input ready needs the other input's valid),
+    `clock` the clock edge. Streams in the order of hbnn.hw.dataflow_graph.stream_ports."""
+
+    @property
+    def valids(self) -> tuple[bool, ...]:
+        raise NotImplementedError
+
+    def readies(self, in_valids, out_readies) -> tuple[bool, ...]:
+        raise NotImplementedError
+
+    def clock(self, in_valids, out_readies) -> None:
+        raise NotImplementedError
+
+
+class _OneStreamEach(PortHandshakeModel):
+    """A HandshakeModel seen as a PortHandshakeModel with one input and one output stream."""
+
+    def __init__(self, model: HandshakeModel):
+        self.model = model
+
+    @property
+    def valids(self) -> tuple[bool]:
+        return (self.model.valid,)
+
+    def readies(self, in_valids, out_readies) -> tuple[bool]:
+        return (self.model.ready(out_readies[0]),)
+
+    def clock(self, in_valids, out_readies) -> None:
+        self.model.clock(in_valids[0], out_readies[0])
+
+
+def as_ports(model) -> PortHandshakeModel:
+    if isinstance(model, PortHandshakeModel):
+        return model
+    if isinstance(model, PassThrough):
+        raise TypeError("a pass-through has no valid of its own: a graph cannot hold it as a node")
+    return _OneStreamEach(model)
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,14 @@ def twin(model, transfers, a_pattern, b_pattern, out_pattern):
         a_valid = len(a_in) < transfers and bool(a_pattern[cycle])
         b_valid = len(b_in) < transfers and bool(b_pattern[cycle])
         ready = bool(out_pattern[cycle])
-        a_ready, b_ready = model.readies(a_valid, b_valid, ready)
-        if model.valid and ready:
+        a_ready, b_ready = model.readies((a_valid, b_valid), (ready,))
+        if model.valids[0] and ready:
             outs.append(cycle)
         if a_valid and a_ready:
             a_in.append(cycle)
         if b_valid and b_ready:
             b_in.append(cycle)
-        model.clock(a_valid, b_valid, ready)
+        model.clock((a_valid, b_valid), (ready,))
     return a_in, b_in, outs
 
 

@@ -14,12 +14,12 @@ def twin(model, transfers, in_pattern, out_patterns):
     for cycle in range(len(in_pattern)):
         valid = len(ins) < transfers and bool(in_pattern[cycle])
         readies = [bool(pattern[cycle]) for pattern in out_patterns]
-        if valid and model.ready(readies):
+        if valid and model.readies((valid,), readies)[0]:
             ins.append(cycle)
         for k, (held, ready) in enumerate(zip(model.valids, readies)):
             if held and ready:
                 outs[k].append(cycle)
-        model.clock(valid, readies)
+        model.clock((valid,), readies)
     return ins, outs
 
 
