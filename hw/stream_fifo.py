@@ -136,6 +136,11 @@ class StreamFifoHandshake(HandshakeModel):
         self._inner_level = 0
         self.valid = False
 
+    @property
+    def memory_level(self) -> int:
+        """Transfers in the memory now (the output register's not counted)."""
+        return self._inner_level
+
     def ready(self, out_ready: bool) -> bool:
         if self._inner_depth == 0:
             return not self.valid

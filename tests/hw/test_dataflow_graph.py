@@ -10,7 +10,7 @@ from hbnn.hw.dataflow_graph import DataflowGraph, Edge, Port, schedule_graph
 from hbnn.hw.fork import Fork
 from hbnn.hw.layout import StreamFormat
 from hbnn.hw.mvau import Mvau
-from hbnn.hw.stream_fifo import StreamFifo
+from hbnn.hw.stream_fifo import StreamFifo, StreamFifoHandshake
 from hbnn.hw.threshold import MultiThreshold
 from hbnn.hw.width_converter import WidthConverter
 from hbnn.sim.amaranth_stream import stream_patterns
@@ -108,3 +108,28 @@ def test_mismatched_signatures_name_both_ends():
         DataflowGraph(nodes, edges, Port(0, 0), Port(2, 0))
     for node in nodes:
         node._MustUse__silence = True
+
+
+@pytest.mark.parametrize("channels, pe, simd", [(8, 8, 1), (8, 2, 2), (6, 3, 2)])
+def test_bypass_depths_stream_as_if_unbounded(channels, pe, simd):
+    from hbnn.hw.fifo_sizing import UNBOUNDED, bypass_depths
+
+    rng = np.random.default_rng(channels + pe)
+    probe_graph, _ = residual_block(rng, channels, pe, simd, depth=1)
+    transfers, images = channels // simd, 4
+    depth = bypass_depths(probe_graph, [4], transfers, transfers, images, 2000)[4]
+    probe_graph._MustUse__silence = True  # analysed, never elaborated
+    for node in probe_graph.nodes:
+        node._MustUse__silence = True
+    graph, params = residual_block(np.random.default_rng(channels + pe), channels, pe, simd, depth)
+    x = np.random.default_rng(2).integers(-128, 128, (images, channels))
+    payloads = [StreamFormat("signed", simd, 8).to_int(row) for row in x.reshape(-1, simd)]
+    on = np.ones(2000, dtype=bool)
+    ins, outs, received = stream_patterns(graph, payloads, on, on, outputs=images * transfers)
+    got = np.array([StreamFormat("signed", simd, 9).from_int(word) for word in received]).reshape(images, channels)
+    np.testing.assert_array_equal(got, expected(x, *params))
+    models = graph.handshake_models()
+    models[4] = StreamFifoHandshake(depth=UNBOUNDED)
+    unbounded = schedule_graph(models, graph.edges, graph.source, graph.sink, len(payloads), 2000,
+                               outputs=images * transfers)
+    assert (ins, outs) == (list(unbounded.inputs), list(unbounded.outputs))

@@ -1,0 +1,54 @@
+"""Bypass FIFO depths from the cycle analysis: how deep each FIFO on a fork/join's short branch must be for the
+graph to stream as if it were unbounded (no deadlock, no lost throughput).
+
+A FIFO's input ready is `memory level < depth - 1` (hbnn.hw.stream_fifo), from state alone. Step the graph's
+handshake models (hbnn.hw.dataflow_graph.schedule_graph) with the FIFOs unbounded, and let M be the most
+transfers any FIFO's memory holds at the start of a cycle: a FIFO of depth M + 2 is then ready in every cycle of
+that run, so the bounded graph makes exactly the same handshakes. `bypass_depths` steps the images given and
+checks that: the depths are exact for that run, not an estimate. FINN sizes these FIFOs by simulating its RTL; the
+handshake models here are cycle-exact twins of the RTL (tests/hw), so no RTL run is needed.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .dataflow_graph import DataflowGraph, schedule_graph
+from .stream_fifo import StreamFifo, StreamFifoHandshake
+
+__all__ = ["bypass_depths", "UNBOUNDED"]
+
+UNBOUNDED = 1 << 40  # a FIFO depth no schedule can fill
+
+
+def bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_in: int, transfers_out: int, images: int,
+                  cycles: int) -> dict[int, int]:
+    """{node: depth} for the StreamFifo nodes `fifos` of the graph, over `images` images streamed undisturbed
+    (transfers_in and transfers_out per image at the graph's source and sink), within `cycles` cycles."""
+    for node in fifos:
+        if not isinstance(graph.nodes[node], StreamFifo):
+            raise TypeError(f"node {node} is a {type(graph.nodes[node]).__name__}, not a StreamFifo")
+    unbounded = dict.fromkeys(fifos, UNBOUNDED)
+    free = _schedule(graph, unbounded, transfers_in * images, transfers_out * images, cycles)
+    if len(free[0].outputs) < transfers_out * images:
+        raise RuntimeError(f"the graph gave {len(free[0].outputs)} of {transfers_out * images} output transfers in "
+                           f"{cycles} cycles with unbounded FIFOs: it deadlocks for another reason")
+    depths = {node: level + 2 for node, level in free[1].items()}
+    sized = _schedule(graph, depths, transfers_in * images, transfers_out * images, cycles)
+    if sized[0] != free[0]:
+        raise AssertionError("FIFOs of the computed depths changed the schedule: the sizing rule is wrong")
+    return depths
+
+
+def _schedule(graph: DataflowGraph, depths: dict[int, int], transfers: int, outputs: int, cycles: int):
+    models = graph.handshake_models()
+    for node, depth in depths.items():
+        models[node] = StreamFifoHandshake(depth=depth)
+    most = dict.fromkeys(depths, 0)
+
+    def probe(cycle):
+        for node in depths:
+            most[node] = max(most[node], models[node].memory_level)
+
+    run = schedule_graph(models, graph.edges, graph.source, graph.sink, transfers, cycles, outputs=outputs,
+                         probe=probe)
+    return run, most
