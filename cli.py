@@ -157,6 +157,9 @@ def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dic
              layer["output"] + (f" ({layer['threshold']['thresholds_per_channel']} thr/ch)" if "threshold" in layer
                                 else " (accumulators)")]
             for layer in manifest["layers"]]
+    rows += [[add["name"], "add", f"{add['channels']}", add["pixels"], "-", add["simd"],
+              f"{add['pixels'] * add['channels'] // add['simd']:,}", 0, add["output"]]
+             for add in manifest.get("residual_adds", [])]
     _print_table(["layer", "lanes", "MHxMW", "pixels", "PE", "SIMD", "cycles", "DSP", "output"], rows,
                  f"compiled for {manifest['board']['name']} ({manifest['board']['part']}) into {out_dir} in "
                  f"{seconds:.1f} s:")
@@ -168,6 +171,10 @@ def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dic
           f"({_layer_cycles(slowest):,} cycles); output codes {manifest['output']['codes']}"
           + (f", divided by {manifest['output']['divisor']} on the host" if manifest["output"]["divisor"] != 1
              else ""))
+    for add in manifest.get("residual_adds", []):
+        for fifo in add["bypass_fifos"]:
+            print(f"bypass FIFO {fifo['edge']}: depth {fifo['depth']} x {fifo['elements'] * fifo['element_bits']} "
+                  f"bits ({fifo['memory_bits']:,} bits of {fifo['style']} memory), sized from the cycle analysis")
     return manifest
 
 
@@ -271,9 +278,21 @@ def _memory_rows(manifest) -> list[list]:
     for layer in manifest["layers"]:
         weights = layer["weight_memory"]
         rows.append([layer["name"], "weights", f"{weights['depth']} x {weights['word_bits']}", weights["style"]])
-        for stage, memory in enumerate(layer.get("threshold", {}).get("stage_memories", [])):
-            rows.append([layer["name"], f"thresholds, stage {stage} (per lane)",
-                         f"{memory['depth']} x {layer['accumulator_bits'] + 1}", memory["style"]])
+        rows += _threshold_rows(layer["name"], layer, layer["accumulator_bits"])
+    for add in manifest.get("residual_adds", []):
+        rows += _threshold_rows(add["name"], add, int(add["sum"].split("*")[0].removeprefix("int")))
+        rows += [[add["name"], f"bypass FIFO {fifo['edge']}",
+                  f"{fifo['depth']} x {fifo['elements'] * fifo['element_bits']}", fifo["style"]]
+                 for fifo in add["bypass_fifos"]]
+    return rows
+
+
+def _threshold_rows(name: str, entry: dict, accumulator_bits: int) -> list[list]:
+    rows = []
+    for threshold in ([entry["threshold"]] if "threshold" in entry else []) + entry.get("forked_thresholds", []):
+        for stage, memory in enumerate(threshold["stage_memories"]):
+            rows.append([name, f"thresholds {threshold['node']}, stage {stage} (per lane)",
+                         f"{memory['depth']} x {accumulator_bits + 1}", memory["style"]])
     return rows
 
 

@@ -6,8 +6,10 @@
 For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp and binary;
 ResNet-14 without shortcuts fp, hybrid and binary), with int8 as the full precision, it trains for --budget seconds
 (`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
-when Fashion-MNIST is not installed, compiles for the PYNQ-Z2 with the default folding (the board's DSPs and half
-its LUTs for the lanes), co-simulates the first --count test images in Verilator undisturbed (outputs and cycles)
+when Fashion-MNIST is not installed, compiles with the default folding (the board's DSPs, half its LUTs for the
+lanes and three quarters of its block RAM for the weights) for the first board it fits of PYNQ-Z2, Ultra96, KV260
+and ZCU104 (the row names it; a network whose int8 weights exceed every board's block RAM is reported as such, with
+the compiler's message, and not co-simulated), co-simulates the first --count test images in Verilator undisturbed (outputs and cycles)
 and the first 100 with random back-pressure (outputs), cross-checks the first two with the cocotb bench, and
 synthesizes with Yosys. Prints one markdown row per network as it finishes, then the
 table. A network whose checkpoint exists in --out is not trained again.
@@ -28,6 +30,7 @@ import warnings
 
 from hbnn.boards import get_board
 from hbnn.cli import main as hbnn
+from hbnn.compiler.budget import BoardBudgetError
 from hbnn.compiler.build import compile_checkpoint
 from hbnn.hw.synthesis import synthesize
 from hbnn.quant.data import default_dataset_name, load_dataset
@@ -47,9 +50,10 @@ NETWORKS = {  # name: (model, variant, options, needs 32x32)
     "resnet14-hybrid": ("resnet14", "hybrid", ["--shortcuts", "none"], False),
     "resnet14-binary": ("resnet14", "binary", ["--shortcuts", "none"], False),
 }
-HEADER = ("| network | variant | dataset | accuracy PyTorch = hardware | images | mismatches (+min(100, images) back-pressured) | "
-          "latency measured = analytical | interval measured = analytical | images/s at 100 MHz | bound by | LUT | "
-          "FF | DSP | BRAM36 | fits PYNQ-Z2 | train s | compile s | co-sim s |")
+BOARDS = ("pynq-z2", "ultra96", "kv260", "zcu104")  # by size; each network goes to the first it fits
+HEADER = ("| network | variant | dataset | accuracy PyTorch = hardware | images | mismatches (+min(100, images) "
+          "back-pressured) | latency measured = analytical | interval measured = analytical | images/s at the board "
+          "clock | bound by | board | LUT | FF | DSP | BRAM36 | fits (Yosys) | train s | compile s | co-sim s |")
 
 
 def main() -> int:
@@ -65,7 +69,6 @@ def main() -> int:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     base = default_dataset_name() if args.dataset == "auto" else args.dataset
-    board = get_board("pynq-z2")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.networks.split(","):
@@ -80,8 +83,18 @@ def main() -> int:
         trained = time.monotonic() - started
         started = time.monotonic()
         build = args.out / f"{name}-build"
-        _, manifest = compile_checkpoint(checkpoint, build, board)
+        manifest, refusals = None, []
+        for board in map(get_board, BOARDS):
+            try:
+                _, manifest = compile_checkpoint(checkpoint, build, board)
+                break
+            except BoardBudgetError as error:
+                refusals.append(f"{board.name}: {error}")
         compiled = time.monotonic() - started
+        if manifest is None:
+            rows.append(f"| {model} | {variant} | {dataset} | does not fit any board: {refusals[-1]} |")
+            print(rows[-1], flush=True)
+            continue
         data = load_dataset(dataset)
         interval = manifest["cycles"]["initiation_interval"]
         count = min(args.count, len(data.test_x), max(2, int(args.max_cycles // interval)))
@@ -111,7 +124,8 @@ def main() -> int:
                     else f"{result.torch_accuracy:.4f} != {result.hardware_accuracy:.4f}")
         rows.append(f"| {model} | {variant} | {dataset} | {accuracy} | {images} | {mismatches} | "
                     f"{result.latency:,} = {result.predicted_latency:,} | {result.initiation_interval:,} = "
-                    f"{result.predicted_initiation_interval:,} | {1e8 / interval:,.0f} | {slowest['name']} | {luts} | "
+                    f"{result.predicted_initiation_interval:,} | {board.clock_mhz * 1e6 / interval:,.0f} | "
+                    f"{slowest['name']} | {board.name} | {luts} | "
                     f"{flip_flops} | {dsps} | {bram} | {fits} | {trained:.0f} | {compiled:.1f} | {simulated:.0f} |")
         print(rows[-1], flush=True)
     print()

@@ -20,7 +20,7 @@ from hbnn.boards import get_board
 from hbnn.compiler.check import check_graph
 from hbnn.compiler.ir import Bipolar, Dense, Pool
 from hbnn.compiler.layer_synthesis import synthesize_layers
-from hbnn.compiler.passes.set_folding import LANE_LUT_SHARE, layer_cycles, layer_shapes
+from hbnn.compiler.passes.set_folding import LANE_LUT_SHARE, WEIGHT_BRAM_SHARE, layer_cycles, layer_shapes
 from hbnn.compiler.pipeline import compile_model
 from hbnn.quant.checkpoint import load_checkpoint
 
@@ -60,7 +60,8 @@ def main() -> int:
     board = get_board(args.board)
     for checkpoint in args.checkpoints:
         model, _ = load_checkpoint(checkpoint)
-        graph = compile_model(model, dsp_budget=board.dsps, lut_budget=int(board.luts * LANE_LUT_SHARE))
+        graph = compile_model(model, dsp_budget=board.dsps, lut_budget=int(board.luts * LANE_LUT_SHARE),
+                              bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
         started = time.monotonic()
         results = synthesize_layers(graph, board.yosys_family, args.out / checkpoint.stem,
                                     progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True))

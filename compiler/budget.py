@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..boards import Board
 from ..hw.memory_style import LUT_DEPTH
+from ..hw.add_join import AddJoin
 from ..hw.mvau import Mvau
 from ..hw.pool import WindowReduce
 from ..hw.sliding_window import SlidingWindow
@@ -46,15 +47,16 @@ def _buffer_memories(component) -> tuple[tuple[int, int], ...]:
 
 
 def layer_groups(stages: Sequence) -> list[tuple[str, list]]:
-    """The stages per layer, in chain order, named by the layer's matrix-vector unit or pool: a sliding window,
-    FIFO or width converter joins the layer it feeds, a threshold unit the layer whose output it quantizes."""
+    """The stages per layer, in stage order, named by the layer's matrix-vector unit, pool or residual add: a sliding
+    window, fork, FIFO or width converter joins the layer it feeds (a bypass FIFO its add), a threshold unit the
+    layer whose output it quantizes."""
     groups: list[tuple[str, list]] = []
     pending: list = []
     for stage in stages:
-        if isinstance(stage.component, (Mvau, WindowReduce)):
+        if isinstance(stage.component, (Mvau, WindowReduce, AddJoin)):
             groups.append((stage.node, pending + [stage]))
             pending = []
-        elif isinstance(stage.component, ThresholdUnit) and groups and not pending:
+        elif isinstance(stage.component, ThresholdUnit) and groups and not any(stage.node for stage in pending):
             groups[-1][1].append(stage)
         else:
             pending.append(stage)

@@ -3,7 +3,8 @@
 Layout of BUILD/:
   hbnn_top.v                      the accelerator (Amaranth -> Verilog), top module `hbnn_top`
   memories/<layer>.weights.hex    one weight word per line, address order (hbnn.hw.mvau.Mvau.weight_words)
-  memories/<layer>.thresholds.txt one channel per line: its direction (+ rising, - descending) and thresholds
+  memories/<node>.thresholds.txt  per threshold unit (named by its quantizer), one channel per line: its direction
+                                  (+ rising, - descending) and thresholds
   model.pt                        the checkpoint it was compiled from (for `hbnn sim`)
   manifest.json                   layers, foldings, memories and where each went, stream formats, cycle model,
                                   board; no timestamps or absolute paths, so the same model and options give
@@ -24,17 +25,17 @@ from ..boards import Board
 from ..hw.memory_style import memory_style
 from ..hw.mvau import ELEMENT_FORMATS, Mvau
 from ..hw.sliding_window import SlidingWindow as WindowUnit
+from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..quant.checkpoint import load_checkpoint
 from .budget import check_board
 from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
-from .ir import Dense, Folding, Graph, MultiThreshold, Pool, SlidingWindow
+from .ir import Dense, ElementwiseAdd, Folding, Graph, MultiThreshold, Pool, SlidingWindow
 from .lower import input_layer_of
-from .map_to_hardware import TOP_NAME, Stage, emit_verilog, map_stages, stream_formats
+from .map_to_hardware import TOP_NAME, MappedDesign, emit_verilog, map_design, stream_formats
 from .pipeline import compile_model
-from .passes.set_folding import DEFAULT_TARGET_CYCLES, LANE_LUT_SHARE
-from ..hw.dataflow import Dataflow
+from .passes.set_folding import DEFAULT_TARGET_CYCLES, LANE_LUT_SHARE, WEIGHT_BRAM_SHARE
 
 __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_checkpoint", "write_build",
            "read_manifest"]
@@ -42,7 +43,7 @@ __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_che
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
-MANIFEST_VERSION = 4  # 4: convolutions (windows, pixels), pools, output divisor
+MANIFEST_VERSION = 5  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked thresholds
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
                   "(i+1)*element_bits) of the payload, two's complement when signed; bipolar: 1 means +1")
 
@@ -61,13 +62,25 @@ def _stage_depths(unit: ThresholdUnit) -> list[int]:
     return [(unit.channels // unit.pe) << stage for stage in range(unit.stages)]
 
 
-def _layer_entry(dense: Dense, mvau: Mvau, threshold: tuple[MultiThreshold, ThresholdUnit] | None, types,
-                 files: dict[str, str]) -> dict:
+def _threshold_entry(node: MultiThreshold, unit: ThresholdUnit, files: dict[str, str]) -> dict:
+    thresholds_file = f"memories/{node.name}.thresholds.txt"
+    files[thresholds_file] = "".join(
+        ("-" if falling else "+") + " " + " ".join(map(str, row.tolist())) + "\n"
+        for falling, row in zip(node.descending.tolist(), node.thresholds))
+    return {
+        "node": node.name, "thresholds_per_channel": int(node.thresholds.shape[1]), "stages": unit.stages,
+        "output_codes": [node.base, node.base + int(node.thresholds.shape[1])], "file": thresholds_file,
+        "stage_memories": [{"depth": depth, "style": memory_style(depth)} for depth in _stage_depths(unit)],
+        "sha256": _sha256(files[thresholds_file]),
+    }
+
+
+def _layer_entry(dense: Dense, mvau: Mvau, types, files: dict[str, str]) -> dict:
     weights_file = f"memories/{dense.name}.weights.hex"
     word_bits = mvau.pe * mvau.simd * ELEMENT_FORMATS[dense.weight_kind][1]
     files[weights_file] = _hex_lines(mvau.weight_words(), word_bits)
     depth = mvau.neuron_folds * mvau.synapse_folds
-    entry = {
+    return {
         "name": dense.name, "lane": mvau.lane, "weights": dense.weight_kind,
         "inputs": data_type_name(types[dense.inputs[0]].dtype),
         "in_features": dense.in_features, "out_features": dense.out_features,
@@ -77,22 +90,6 @@ def _layer_entry(dense: Dense, mvau: Mvau, threshold: tuple[MultiThreshold, Thre
         "weight_memory": {"file": weights_file, "word_bits": word_bits, "depth": depth,
                           "style": memory_style(depth), "sha256": _sha256(files[weights_file])},
     }
-    if threshold is None:
-        entry["output"] = data_type_name(types[dense.name].dtype)
-        return entry
-    node, unit = threshold
-    thresholds_file = f"memories/{dense.name}.thresholds.txt"
-    files[thresholds_file] = "".join(
-        ("-" if falling else "+") + " " + " ".join(map(str, row.tolist())) + "\n"
-        for falling, row in zip(node.descending.tolist(), node.thresholds))
-    entry["output"] = data_type_name(node.dtype)
-    entry["threshold"] = {
-        "node": node.name, "thresholds_per_channel": int(node.thresholds.shape[1]), "stages": unit.stages,
-        "output_codes": [node.base, node.base + int(node.thresholds.shape[1])], "file": thresholds_file,
-        "stage_memories": [{"depth": depth, "style": memory_style(depth)} for depth in _stage_depths(unit)],
-        "sha256": _sha256(files[thresholds_file]),
-    }
-    return entry
 
 
 def _window_entry(unit: WindowUnit) -> dict:
@@ -101,29 +98,55 @@ def _window_entry(unit: WindowUnit) -> dict:
             "buffer_rows": unit.buffer_rows, "buffer": {"depth": depth, "style": memory_style(depth, writable=True)}}
 
 
-def _layer_entries(graph: Graph, stages: list[Stage], files: dict[str, str]) -> tuple[list[dict], list[dict]]:
-    """(one entry per Dense, one per Pool)."""
+def _fifo_entry(edge: str, fifo: StreamFifo) -> dict:
+    depth = fifo.memory_depth
+    return {"edge": edge, "depth": fifo.depth, "elements": fifo.elements, "element_bits": fifo.element.width,
+            "memory_bits": depth * fifo.elements * fifo.element.width,
+            "style": memory_style(depth, writable=True) if depth else "registers"}
+
+
+def _layer_entries(graph: Graph, design: MappedDesign, files: dict[str, str]) -> tuple[list, list, list]:
+    """(one entry per Dense, one per Pool, one per residual add). A value's threshold units are its readers': a
+    value several quantizers read (a residual block's input) has a "threshold" and "forked_thresholds"."""
     types = check_graph(graph)
-    units = {stage.node: stage.component for stage in stages if stage.node is not None}
-    layers, pools = [], []
-    for index, node in enumerate(graph.nodes):
-        following = graph.nodes[index + 1] if index + 1 < len(graph.nodes) else None
+    units = {stage.node: stage.component for stage in design.stages if stage.node is not None}
+    producers = {node.name: node for node in graph.nodes}
+
+    def thresholds(value: str) -> list[MultiThreshold]:
+        return [node for node in graph.readers(value) if isinstance(node, MultiThreshold)]
+
+    def with_thresholds(entry: dict, value: str) -> dict:
+        readers = thresholds(value)
+        entry["output"] = data_type_name(readers[0].dtype if readers else types[value].dtype)
+        if readers:
+            entry["threshold"] = _threshold_entry(readers[0], units[readers[0].name], files)
+        if len(readers) > 1:
+            entry["forked_thresholds"] = [_threshold_entry(node, units[node.name], files) for node in readers[1:]]
+        return entry
+
+    layers, pools, adds = [], [], []
+    for node in graph.nodes:
         if isinstance(node, Pool):
-            _, height, width = types[node.name].shape
+            readers = thresholds(node.name)
             pools.append({"name": node.name, "kind": node.kind, "kernel": node.kernel, "stride": node.stride,
                           "padding": node.padding, "simd": node.simd, "output": data_type_name(types[node.name].dtype),
                           "window": _window_entry(units[f"{node.name}.window"]),
-                          "threshold": following.name if isinstance(following, MultiThreshold) else None})
-        if not isinstance(node, Dense):
-            continue
-        threshold = (following, units[following.name]) if isinstance(following, MultiThreshold) else None
-        entry = _layer_entry(node, units[node.name], threshold, types, files)
-        producer = graph.nodes[index - 1] if index else None
-        if isinstance(producer, SlidingWindow):
-            entry["window"] = _window_entry(units[producer.name])
-        entry["pixels"] = units[node.name].vectors
-        layers.append(entry)
-    return layers, pools
+                          "threshold": readers[0].name if readers else None})
+        elif isinstance(node, Dense):
+            entry = with_thresholds(_layer_entry(node, units[node.name], types, files), node.name)
+            if isinstance(producers.get(node.inputs[0]), SlidingWindow):
+                entry["window"] = _window_entry(units[node.inputs[0]])
+            entry["pixels"] = units[node.name].vectors
+            layers.append(entry)
+        elif isinstance(node, ElementwiseAdd):
+            channels, height, width = types[node.name].shape
+            fifos = [_fifo_entry(edge, design.stages[index].component) for index, edge in design.bypass_fifos
+                     if edge.endswith(f" -> {node.name}")]
+            adds.append(with_thresholds({"name": node.name, "inputs": list(node.inputs), "simd": node.simd,
+                                         "pixels": height * width, "channels": channels,
+                                         "sum": data_type_name(types[node.name].dtype), "bypass_fifos": fifos},
+                                        node.name))
+    return layers, pools, adds
 
 
 def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_config: Mapping,
@@ -131,16 +154,16 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
     """Writes the whole folder next to OUT, then swaps it in: a failure leaves no half-written build."""
     out_dir = pathlib.Path(out_dir)
     types = check_graph(graph)
-    stages = map_stages(graph)
+    design = map_design(graph)
+    stages = list(design.stages)
     resources = check_board(stages, board)
-    accelerator = Dataflow([stage.component for stage in stages])
-    files: dict[str, str] = {VERILOG: emit_verilog(accelerator)}
-    layers, pools = _layer_entries(graph, stages, files)
-    cycles: CycleEstimate = estimate_cycles(stages)
+    files: dict[str, str] = {VERILOG: emit_verilog(design.accelerator())}
+    layers, pools, adds = _layer_entries(graph, design, files)
+    cycles: CycleEstimate = estimate_cycles(design)
     (input_name, input_tensor), = graph.inputs
     output_name, = graph.outputs
     output_type = types[output_name].dtype
-    input_format, output_format = stream_formats(graph, stages)
+    input_format, output_format = stream_formats(graph, design)
     layer = input_layer_of(graph)
     manifest = {
         "format": "hbnn-build", "version": MANIFEST_VERSION, "hbnn_version": __version__,
@@ -160,6 +183,7 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
         "clock_reset": {"clock": "clk", "reset": "rst (synchronous, active high)"},
         "layers": layers,
         "pools": pools,
+        "residual_adds": adds,
         "dsp_multipliers": sum(entry["dsp_multipliers"] for entry in layers),
         "estimates": {"bram36": sum(node.bram36 for node in resources),
                       "lane_luts": round(sum(node.lane_luts for node in resources)),
@@ -192,7 +216,8 @@ def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Pa
                        target_cycles: int = DEFAULT_TARGET_CYCLES) -> tuple[Graph, dict]:
     model, _ = load_checkpoint(checkpoint)
     graph = compile_model(model, folding, target_cycles, dsp_budget=board.dsps,
-                          lut_budget=int(board.luts * LANE_LUT_SHARE))
+                          lut_budget=int(board.luts * LANE_LUT_SHARE),
+                          bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint)
 
 

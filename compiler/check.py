@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import (POOL_KINDS, Bipolar, ChannelOps, DataType, Dense, Flatten, Float32, Graph, Int, MultiThreshold, Pool,
-                 Quantize, Scale, SlidingWindow, Tensor, accumulator_type, window_output_size)
+from .ir import (POOL_KINDS, Bipolar, ChannelOps, DataType, Dense, ElementwiseAdd, Flatten, Float32, Graph, Int,
+                 MultiThreshold, Pool, Quantize, Scale, SlidingWindow, Tensor, accumulator_type, window_output_size)
 
 __all__ = ["GraphError", "check_graph", "check_folding", "divisors"]
 
@@ -189,7 +189,26 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
         else:
             _fail(node, f"outputs bipolar or integer codes, not {node.dtype}")
         return Tensor(node.dtype, tensor.shape)
+    if isinstance(node, ElementwiseAdd):
+        return _sum_type(node, inputs)
     raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
+
+
+def _sum_type(node: ElementwiseAdd, inputs: list[Tensor]) -> Tensor:
+    if len(inputs) != 2:
+        _fail(node, f"adds two inputs, not {len(inputs)}")
+    a, b = inputs
+    if not (isinstance(a.dtype, Int) and isinstance(b.dtype, Int) and a.dtype.signed and b.dtype.signed):
+        _fail(node, f"adds signed integer codes, gets {data_type_name(a.dtype)} and {data_type_name(b.dtype)}")
+    if a.dtype.exponent != b.dtype.exponent:
+        _fail(node, f"adds codes of one scale, gets {data_type_name(a.dtype)} and {data_type_name(b.dtype)}: "
+                    "quantize both addends with one shared quantizer (hbnn.quant.residual.QuantAdd)")
+    if a.shape != b.shape:
+        _fail(node, f"adds tensors of one shape, gets {a.shape} and {b.shape}")
+    if node.simd is not None and a.shape[0] % node.simd:
+        _fail(node, f"simd={node.simd} does not divide its {a.shape[0]} channels; choose one of "
+                    f"{divisors(a.shape[0])}")
+    return Tensor(Int(max(a.dtype.width, b.dtype.width) + 1, True, a.dtype.exponent), a.shape)
 
 
 def _window_shape(node, height: int, width: int) -> tuple[int, int]:

@@ -84,19 +84,29 @@ def steady_gaps(gaps: list[int], repeat_from: int, period: int) -> tuple[tuple[i
     return tuple(gaps[:start]), tuple(gaps[start:start + shortest])
 
 
-def estimate_cycles(stages) -> CycleEstimate:
-    """stages: hbnn.compiler.map_to_hardware.Stage list (or anything with .node and .component).
+def estimate_cycles(design) -> CycleEstimate:
+    """design: a hbnn.compiler.map_to_hardware.MappedDesign, or a chain's Stage list (anything with .node and
+    .component).
 
     Streams images through the stages' handshake models (one endless stream: nothing is stepped twice) until
     either the chain's state at an image's end repeats, which proves the period, or, once the pipeline has had time
     to fill twice over plus four images, the last gaps repeat three times. A whole CNN is hundreds of thousands of
     cycles per image, so the count matters."""
     from ..hw.dataflow import stream_images
+    from ..hw.dataflow_graph import stream_graph_images
 
+    stages = design.stages if hasattr(design, "stages") else design
     components = [stage.component for stage in stages]
+    if hasattr(design, "stages") and not design.is_chain:
+        graph = design.accelerator()
+        graph._MustUse__silence = True  # only its handshake models are stepped
+        images = stream_graph_images(graph, stages[design.source.node].transfers_in,
+                                     stages[design.sink.node].transfers_out, design.cycle_bound())
+    else:
+        images = stream_images(components)
     slowest = max(getattr(component, "interval", 1) for component in components)
     ends: list[int] = []
-    for end in stream_images(components):
+    for end in images:
         ends.append(end.cycle)
         gaps = [later - earlier for earlier, later in zip(ends, ends[1:])]
         if end.repeats is not None:

@@ -8,7 +8,8 @@ import numpy as np
 
 from .check import check_graph
 from .float_ops import apply_channel_ops, quantize
-from .ir import Bipolar, ChannelOps, Dense, Flatten, Float32, Graph, Int, MultiThreshold, Pool, Quantize, SlidingWindow
+from .ir import (Bipolar, ChannelOps, Dense, ElementwiseAdd, Flatten, Float32, Graph, Int, MultiThreshold, Pool,
+                 Quantize, SlidingWindow)
 
 __all__ = ["execute", "im2col", "pool"]
 
@@ -90,4 +91,6 @@ def execute(graph: Graph, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[st
             levels = (keys[..., None] >= node.thresholds[:, None, None, :]).sum(axis=-1)
             codes = levels + node.base
             values[node.name] = np.where(codes == 1, 1, -1) if isinstance(node.dtype, Bipolar) else codes
+        elif isinstance(node, ElementwiseAdd):
+            values[node.name] = x + values[node.inputs[1]]
     return {name: values[name] for name in graph.outputs}

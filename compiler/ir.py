@@ -10,7 +10,8 @@ dot product at every pixel), `ChannelOps` (the float32 op sequence after it: deq
 norm, ReLU) and `Quantize` (the next layer's input quantizer); a convolution is a `SlidingWindow` (im2col, with the
 layer's pad code) followed by a Dense, pooling a `Pool` and flattening a `Flatten`. The passes move quantizers in
 front of max pools and flattens, fold each ChannelOps -> Quantize into a `MultiThreshold` on the integer values and
-give each Dense and Pool its folding; what is left is what the hardware implements.
+give each Dense and Pool its folding; what is left is what the hardware implements. A residual sum is an
+`ElementwiseAdd` of two int8 code tensors of one scale (quant/residual.py): its two inputs make the graph a DAG.
 
 Wire order, which every node's element order follows: pixels in raster order, channels fastest.
 Arrays are stored read-only so that a node, once made, cannot change under a later pass.
@@ -24,7 +25,8 @@ import numpy as np
 __all__ = [
     "Bipolar", "Int", "Float32", "DataType", "Tensor", "Folding",
     "Scale", "Multiply", "Add", "BatchNorm", "Relu", "ChannelOp",
-    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "Node", "Graph",
+    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "ElementwiseAdd", "Node",
+    "Graph",
     "POOL_KINDS", "window_output_size",
     "INT8", "accumulator_bound", "accumulator_type",
 ]
@@ -307,7 +309,22 @@ class Flatten:
         object.__setattr__(self, "inputs", tuple(self.inputs))
 
 
-Node = Dense | ChannelOps | Quantize | MultiThreshold | SlidingWindow | Pool | Flatten
+@dataclass(frozen=True, eq=False)
+class ElementwiseAdd:
+    """out = a + b on integer codes of one exponent and shape (a residual sum: both addends quantized by one shared
+    quantizer first, quant/residual.py); the output is one bit wider than the wider input. `simd`: elements per
+    cycle in hardware, set by the folding pass."""
+    name: str
+    inputs: tuple[str, ...]
+    simd: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        if self.simd is not None:
+            _positive("simd", self.simd)
+
+
+Node = Dense | ChannelOps | Quantize | MultiThreshold | SlidingWindow | Pool | Flatten | ElementwiseAdd
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,9 +5,11 @@ graph's input is the first layer's input codes, named `<layer>.input_quant`. Eac
 becomes its input Quantize, a Dense on integer codes (`quantized_weight_codes()`) and a ChannelOps with its float32
 op sequence; a convolution puts a SlidingWindow (with the layer's pad code) in front of its Dense. Batch norms and
 ReLUs after a layer become ChannelOps too, max pools and flattens Pool and Flatten nodes, an average pool a sum Pool
-on integer codes followed by Scale(divisor=area). Shapes come from running the model once on zeros (torch.fx's
-ShapeProp). Anything else is refused with an error that names the first module (or operation) without a mapping
-and why.
+on integer codes followed by Scale(divisor=area). A residual sum (hbnn.quant.residual.QuantAdd) becomes its two
+addends' int8 Quantize nodes (one shared exponent), an ElementwiseAdd of the codes and a Scale back to float32,
+exact: the sum of two int8 codes times a power of two is a float32. Shapes come from running the model once on zeros
+(torch.fx's ShapeProp). Anything else is refused with an error that names the first module (or operation) without a
+mapping and why.
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from ..quant.input_codes import input_codes
 from ..quant.int8_layers import Int8Conv2d, Int8Linear
 from ..quant.layers import ExactBatchNorm1d, ExactBatchNorm2d
 from ..quant.pooling import ExactAvgPool2d
+from ..quant.residual import QuantAdd
 from ..quant.ternary_layers import TernaryConv2d, TernaryLinear
 from .check import check_graph
-from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, Flatten, Graph, Int, Multiply, Pool, Quantize, Relu, Scale,
-                 SlidingWindow, Tensor)
+from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply, Pool,
+                 Quantize, Relu, Scale, SlidingWindow, Tensor)
 from .passes.merge_channel_ops import merge_channel_ops
 from .passes.output_integers import output_integers
 
@@ -40,7 +43,8 @@ __all__ = ["INPUT_SUFFIX", "UnsupportedLayerError", "UnsupportedModelError", "lo
 
 INPUT_SUFFIX = ".input_quant"  # the graph input `fc1.input_quant` is the codes fc1's input quantizer makes
 SUPPORTED = ("int8, weight-binary and binary linear and conv layers (hbnn.quant.precision.linear/conv2d), "
-             "ExactBatchNorm1d/2d, ReLU, MaxPool2d, ExactAvgPool2d, Int8Activation, Identity, Dropout and flattening")
+             "ExactBatchNorm1d/2d, ReLU, MaxPool2d, ExactAvgPool2d, Int8Activation, QuantAdd (residual sums), "
+             "Identity, Dropout and flattening")
 CONTRACT_LAYERS = (Int8Linear, BinaryLinear, Int8Conv2d, BinaryConv2d, TernaryConv2d, TernaryLinear, AbcConv2d,
                    AbcLinear, FloatConv2d, FloatLinear)
 PASS_THROUGH = (nn.Identity, nn.Dropout)
@@ -70,7 +74,8 @@ class UnsupportedLayerError(ValueError):
 
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        if isinstance(module, CONTRACT_LAYERS + (ExactBatchNorm1d, ExactBatchNorm2d, ExactAvgPool2d, Int8Activation)):
+        if isinstance(module, CONTRACT_LAYERS + (ExactBatchNorm1d, ExactBatchNorm2d, ExactAvgPool2d, Int8Activation,
+                                                 QuantAdd)):
             return True
         if type(module).__module__.startswith("brevitas"):
             return True  # refused below with a reason, not traced into
@@ -245,6 +250,8 @@ class _Lowering:
     def _module(self, fx_node: torch.fx.Node):
         path = str(fx_node.target)
         module = self.modules[path]
+        if isinstance(module, QuantAdd):
+            return self._residual_add(path, module, self._argument(fx_node))
         (source,) = self._argument(fx_node) or [None]
         if isinstance(module, CONTRACT_LAYERS):
             why = _refusal(path, module)
@@ -304,6 +311,22 @@ class _Lowering:
                                                       "hbnn.quant.precision.linear/conv2d, which quantize their own "
                                                       "inputs")
         raise UnsupportedLayerError(path, module, "no integer lowering is known for this module type")
+
+    def _residual_add(self, path, module, sources):
+        """quant(a) + quant(b), one shared int8 quantizer: the codes' integer sum, then its exact float32 value."""
+        if len(sources) != 2 or self.HOST in sources:
+            raise UnsupportedLayerError(path, module, "it adds two layer outputs; the network input is not one")
+        _, scale = module.quant.codes(torch.zeros(1))
+        exponent = _power_of_two_exponent(path, module, "shared addend", float(scale))
+        addends = []
+        for suffix, source in zip(("a", "b"), sources):
+            self._require_float(path, module, source)
+            self.nodes.append(Quantize(name=f"{path}.{suffix}", inputs=(source,), kind="int8", exponent=exponent))
+            addends.append(f"{path}.{suffix}")
+        self.nodes.append(ElementwiseAdd(name=f"{path}.sum", inputs=tuple(addends)))
+        self.nodes.append(ChannelOps(name=path, inputs=(f"{path}.sum",), ops=(Scale(),)))
+        self.float_values.add(path)
+        return path
 
     def _flattened_input(self, path, module, fx_node, source) -> tuple[int, int, int] | None:
         """The (C, H, W) map a linear layer reads flattened, or None when it reads a vector."""
@@ -385,8 +408,8 @@ class _Lowering:
         if target in (torch.relu, torch.nn.functional.relu):
             return self._channel_op(fx_node.name, None, sources[0], Relu())
         if target in (operator.add, torch.add) or name in ("add", "add_"):
-            return self._refuse_op(fx_node, "residual additions are not mapped to hardware yet (ResNet-14: "
-                                            "--shortcuts none maps)")
+            return self._refuse_op(fx_node, "a float residual sum has no integer form; add through "
+                                            "hbnn.quant.residual.QuantAdd (both addends on one int8 scale)")
         return self._refuse_op(fx_node, f"the operation {name!r} on layer outputs has no integer lowering")
 
     def _refuse_op(self, fx_node, why):

@@ -9,7 +9,7 @@ import torch
 from .check import check_graph
 from .ir import Folding, Graph
 from .lower import lower_model
-from .passes.fold_thresholds import fold_thresholds
+from .passes.fold_thresholds import fold_thresholds, merge_equal_thresholds
 from .passes.quantize_early import quantize_early
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, set_folding
 
@@ -17,16 +17,16 @@ __all__ = ["compile_graph", "compile_model", "passes"]
 
 
 def passes(folding: Mapping[str, Folding] | None = None, target_cycles: int = DEFAULT_TARGET_CYCLES,
-           dsp_budget: int | None = None, lut_budget: int | None = None) -> tuple:
-    return (quantize_early, fold_thresholds,
+           dsp_budget: int | None = None, lut_budget: int | None = None, bram_budget: float | None = None) -> tuple:
+    return (quantize_early, fold_thresholds, merge_equal_thresholds,
             functools.partial(set_folding, overrides=folding, target_cycles=target_cycles, dsp_budget=dsp_budget,
-                              lut_budget=lut_budget))
+                              lut_budget=lut_budget, bram_budget=bram_budget))
 
 
 def compile_graph(graph: Graph, folding: Mapping[str, Folding] | None = None,
                   target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None,
-                  lut_budget: int | None = None) -> Graph:
-    for compiler_pass in passes(folding, target_cycles, dsp_budget, lut_budget):
+                  lut_budget: int | None = None, bram_budget: float | None = None) -> Graph:
+    for compiler_pass in passes(folding, target_cycles, dsp_budget, lut_budget, bram_budget):
         graph = compiler_pass(graph)
         check_graph(graph)
     return graph
@@ -34,5 +34,5 @@ def compile_graph(graph: Graph, folding: Mapping[str, Folding] | None = None,
 
 def compile_model(model: torch.nn.Module, folding: Mapping[str, Folding] | None = None,
                   target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None,
-                  lut_budget: int | None = None) -> Graph:
-    return compile_graph(lower_model(model), folding, target_cycles, dsp_budget, lut_budget)
+                  lut_budget: int | None = None, bram_budget: float | None = None) -> Graph:
+    return compile_graph(lower_model(model), folding, target_cycles, dsp_budget, lut_budget, bram_budget)

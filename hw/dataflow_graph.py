@@ -13,16 +13,17 @@ the schedule splices it out.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .dataflow import ImageEnd
 from .handshake import Handshakes, PassThrough, as_ports
 
-__all__ = ["Port", "Edge", "stream_ports", "DataflowGraph", "schedule_graph"]
+__all__ = ["Port", "Edge", "stream_ports", "DataflowGraph", "schedule_graph", "stream_graph_images", "model_state"]
 
 INPUT_NAMES = ("i_stream", "a_stream", "b_stream")
 
@@ -244,3 +245,35 @@ def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: 
             if len(taken) == wanted:
                 return Handshakes(tuple(inputs), tuple(taken), cycle + 1)
     return Handshakes(tuple(inputs), tuple(taken), cycles)
+
+
+def model_state(models: Sequence) -> tuple:
+    """Every model's state as one hashable value (a fork's per-reader flags are a list)."""
+    return tuple(tuple(tuple(value) if isinstance(value, list) else value for value in vars(model).values())
+                 for model in models)
+
+
+def stream_graph_images(graph: DataflowGraph, transfers_in: int, transfers_out: int, bound: int, *,
+                        models: Sequence | None = None,
+                        probe: Callable[[int], None] | None = None) -> Iterator[ImageEnd]:
+    """hbnn.hw.dataflow.stream_images for a graph: steps the models (the graph's own, fresh, unless given) image by
+    image without end, source always valid and sink always ready, yielding each image's last output cycle and the
+    earlier image whose end state this one's repeats. `bound`: cycles within which any one image must come out
+    (else the graph deadlocked); transfers_in/out: per image at the source and the sink."""
+    models = list(models) if models is not None else graph.handshake_models()
+    seen: dict[tuple, int] = {}
+    start = elapsed = 0
+    image = 0
+    while True:
+        run = schedule_graph(models, graph.edges, graph.source, graph.sink, transfers_in * (bound + 1), bound,
+                             outputs=transfers_out, probe=probe)
+        if len(run.outputs) < transfers_out:
+            raise RuntimeError(f"the graph gave {len(run.outputs)} of {transfers_out} output transfers of image "
+                               f"{image} in {bound} cycles: it deadlocked")
+        if image == 0:
+            start = run.inputs[0]
+        state = model_state(models)
+        yield ImageEnd(image, elapsed + run.outputs[-1] - start, seen.get(state))
+        seen.setdefault(state, image)
+        elapsed += run.cycles
+        image += 1

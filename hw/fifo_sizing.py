@@ -5,17 +5,21 @@ A FIFO's input ready is `memory level < depth - 1` (hbnn.hw.stream_fifo), from s
 handshake models (hbnn.hw.dataflow_graph.schedule_graph) with the FIFOs unbounded, and let M be the most
 transfers any FIFO's memory holds at the start of a cycle: a FIFO of depth M + 2 is then ready in every cycle of
 that run, so the bounded graph makes exactly the same handshakes. `bypass_depths` steps the images given and
-checks that: the depths are exact for that run, not an estimate. FINN sizes these FIFOs by simulating its RTL; the
-handshake models here are cycle-exact twins of the RTL (tests/hw), so no RTL run is needed.
+checks that: the depths are exact for that run, not an estimate. `steady_bypass_depths` streams images until the
+unbounded graph's state at an image's end repeats an earlier image's: from then on every cycle repeats, so the
+largest level seen is the largest there will ever be, and the depths hold for any number of images. Only the short
+branch of each join may be unbounded: with both unbounded, nothing back-pressures the fork, and a design whose join
+feeds a slower layer fills both without end. `first_arrivals` tells the branches apart. FINN sizes these FIFOs by
+simulating its RTL; the handshake models here are cycle-exact twins of the RTL (tests/hw), so no RTL run is needed.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .dataflow_graph import DataflowGraph, schedule_graph
+from .dataflow_graph import DataflowGraph, schedule_graph, stream_graph_images
 from .stream_fifo import StreamFifo, StreamFifoHandshake
 
-__all__ = ["bypass_depths", "UNBOUNDED"]
+__all__ = ["bypass_depths", "steady_bypass_depths", "first_arrivals", "UNBOUNDED"]
 
 UNBOUNDED = 1 << 40  # a FIFO depth no schedule can fill
 
@@ -52,3 +56,46 @@ def _schedule(graph: DataflowGraph, depths: dict[int, int], transfers: int, outp
     run = schedule_graph(models, graph.edges, graph.source, graph.sink, transfers, cycles, outputs=outputs,
                          probe=probe)
     return run, most
+
+
+def steady_bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_in: int, transfers_out: int,
+                         bound: int, max_images: int = 64) -> dict[int, int]:
+    """{node: depth} for the StreamFifo nodes `fifos` of the graph, streaming undisturbed, for every number of
+    images (see the module's docstring). `bound`: cycles within which any one image comes out."""
+    for node in fifos:
+        if not isinstance(graph.nodes[node], StreamFifo):
+            raise TypeError(f"node {node} is a {type(graph.nodes[node]).__name__}, not a StreamFifo")
+    models = graph.handshake_models()
+    for node in fifos:
+        models[node] = StreamFifoHandshake(depth=UNBOUNDED)
+    most = dict.fromkeys(fifos, 0)
+
+    def probe(cycle):
+        for node in fifos:
+            most[node] = max(most[node], models[node].memory_level)
+
+    for end in stream_graph_images(graph, transfers_in, transfers_out, bound, models=models, probe=probe):
+        if end.repeats is not None:
+            return {node: level + 2 for node, level in most.items()}
+        if end.image >= max_images:
+            raise RuntimeError(f"the graph's state did not repeat within {max_images} images: its bypass FIFOs "
+                               f"keep filling (levels so far {most})")
+    raise AssertionError("unreachable: the image stream has no end")
+
+
+def first_arrivals(graph: DataflowGraph, fifos: Sequence[int], transfers_in: int, transfers_out: int,
+                   bound: int) -> dict[int, int]:
+    """{node: the cycle of its first write} for the StreamFifo nodes `fifos`, all unbounded, over the first image:
+    a join's short branch is the input whose FIFO is written first (the other branch is still computing)."""
+    models = graph.handshake_models()
+    for node in fifos:
+        models[node] = StreamFifoHandshake(depth=UNBOUNDED)
+    first: dict[int, int] = {}
+
+    def probe(cycle):
+        for node in fifos:
+            if node not in first and (models[node].memory_level or models[node].valid):
+                first[node] = cycle
+
+    next(stream_graph_images(graph, transfers_in, transfers_out, bound, models=models, probe=probe))
+    return first

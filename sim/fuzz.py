@@ -21,9 +21,8 @@ from ..compiler.check import check_graph, divisors
 from ..compiler.cycles import estimate_cycles
 from ..compiler.ir import Folding
 from ..compiler.lower import input_layer_of, lower_model, network_input_codes
-from ..compiler.map_to_hardware import map_stages, stream_formats
+from ..compiler.map_to_hardware import map_design, stream_formats
 from ..compiler.pipeline import compile_graph
-from ..hw.dataflow import Dataflow
 from ..quant.layers import ExactBatchNorm1d
 from ..quant.models.blocks import activation_for
 from ..quant.precision import Precision, linear
@@ -132,22 +131,22 @@ def simulate_case(case, model, compiled, x: torch.Tensor, backpressure: tuple[fl
     analysis. Shared by this module's dense stacks and hbnn.sim.conv_fuzz's CNNs."""
     images = len(x)
     types = check_graph(compiled)
-    stages = map_stages(compiled)
+    design = map_design(compiled)
     with torch.no_grad():
         expected = wire_order(model(x).numpy()).reshape(images, -1)
     codes = wire_order(network_input_codes(model, input_layer_of(compiled), x))
-    first, last = stages[0], stages[-1]
-    input_format, output_format = stream_formats(compiled, stages)
+    first, last = design.stages[design.source.node], design.stages[design.sink.node]
+    input_format, output_format = stream_formats(compiled, design)
     transfers = codes.reshape(images * first.transfers_in, -1)
     output = compiled.outputs[0]
     exponent, divisor = types[output].dtype.exponent, compiled.divisor_of(output)
-    analytical = estimate_cycles(stages)
+    analytical = estimate_cycles(design)
     mismatches = compared = 0
     timing = None
     for run, (gaps, stalls) in enumerate(((0.0, 0.0), backpressure)):
         if run:
-            stages = map_stages(compiled)  # fresh components: an elaborated one is not elaborated twice
-        dut = Dataflow([stage.component for stage in stages])
+            design = map_design(compiled)  # fresh components: an elaborated one is not elaborated twice
+        dut = design.accelerator()
         received, in_cycles, out_cycles = stream_through(
             dut, transfers, input_format, output_format, outputs=images * last.transfers_out,
             input_gaps=gaps, output_stalls=stalls, seed=case.seed)

@@ -16,7 +16,10 @@ import torch
 
 from ..compiler.build import CHECKPOINT, read_manifest
 from ..compiler.float_ops import to_float32
-from ..compiler.lower import network_input_codes
+from ..compiler.check import check_graph
+from ..compiler.execute import execute
+from ..compiler.ir import Graph
+from ..compiler.lower import input_layer_of, network_input_codes
 from ..quant.augment import normalize
 from ..quant.checkpoint import load_checkpoint
 from ..quant.train import EVAL_BATCH_SIZE
@@ -24,7 +27,8 @@ from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, s
 from .flow_control import FlowControl
 from .verilator_engine import Activity, Waves
 
-__all__ = ["BACKPRESSURE", "Verification", "verify_build", "torch_outputs", "input_frames", "as_float32", "mismatching"]
+__all__ = ["BACKPRESSURE", "Verification", "verify_build", "torch_outputs", "input_frames", "as_float32", "mismatching",
+           "graph_mismatches"]
 
 BACKPRESSURE = (0.3, 0.3)  # probability per cycle of an input gap / an output stall in the back-pressure run
 
@@ -93,6 +97,16 @@ def mismatching(codes: np.ndarray, exponent: int, expected: np.ndarray, divisor:
     patterns of one value are -0.0 and +0.0, and PyTorch's float64 matmul writes -0.0 for some zero sums, which an
     integer accumulator (one zero) cannot tell apart. NaN and infinity never occur: outputs are bounded integers."""
     return int((as_float32(codes, exponent, divisor) != expected).sum())
+
+
+def graph_mismatches(model: torch.nn.Module, graph: Graph, x: torch.Tensor) -> int:
+    """Outputs of the graph (the IR executor, on the input layer's codes) whose float32 value differs from
+    PyTorch's: the check of lowering and of every pass, before any hardware."""
+    codes = network_input_codes(model, input_layer_of(graph), x)
+    out = execute(graph, codes)[graph.outputs[0]]
+    exponent = check_graph(graph)[graph.outputs[0]].dtype.exponent
+    return mismatching(wire_order(out).reshape(len(x), -1), exponent, torch_outputs(model, x),
+                       graph.divisor_of(graph.outputs[0]))
 
 
 def input_frames(model: torch.nn.Module, x: torch.Tensor, design: Design, layer: str) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 A layer's cycles per image are pixels * (MH/PE) * (MW/SIMD): a convolution's Dense runs once per output pixel, on
 the K*K*C columns its sliding window emits SIMD channels of one pixel at a time (so SIMD divides C). A pool takes
-pixels * K*K * C/SIMD cycles. By default every layer gets the smallest PE x SIMD (the fewest lanes) whose cycles
-meet one target for the whole pipeline, preferring wide SIMD over many PEs because a wider adder tree is cheaper
-than another accumulator. A pipeline streams at its slowest layer's pace, so one target for all layers wastes
-nothing. The target is `target_cycles`, raised until the int8 layers' multipliers (one DSP slice each) fit
-`dsp_budget` and the binary and weight-binary lanes' LUTs (hbnn.compiler.cost_model's per-lane coefficients) fit
-`lut_budget`. Overrides name layers explicitly; a folding that does not divide the layer is an error that names it.
+pixels * K*K * C/SIMD cycles, a residual sum (ElementwiseAdd) pixels * C/SIMD. By default every layer gets the
+smallest PE x SIMD (the fewest lanes) whose cycles meet one target for the whole pipeline, preferring wide SIMD over
+many PEs because a wider adder tree is cheaper than another accumulator. A pipeline streams at its slowest layer's
+pace, so one target for all layers wastes nothing. The target is `target_cycles`, raised until the int8 layers'
+multipliers (one DSP slice each) fit `dsp_budget` and the binary and weight-binary lanes' LUTs
+(hbnn.compiler.cost_model's per-lane coefficients) fit `lut_budget` and the weight memories' block RAM (deep, narrow
+memories at slower foldings: a wide, shallow one wastes most of each BRAM36) fits `bram_budget`. Overrides name
+layers explicitly; a folding that does not divide the layer is an error that names it.
 """
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..check import GraphError, check_graph, divisors, window_channels
-from ..ir import Bipolar, Dense, Folding, Graph, Pool
+from ..ir import Bipolar, Dense, ElementwiseAdd, Folding, Graph, Pool
 
 __all__ = ["set_folding", "default_folding", "pipeline_target", "layer_shapes", "LayerShape", "layer_cycles",
-           "lane_luts", "DEFAULT_TARGET_CYCLES", "LANE_LUT_SHARE"]
+           "lane_luts", "weight_bram36", "DEFAULT_TARGET_CYCLES", "LANE_LUT_SHARE", "WEIGHT_BRAM_SHARE"]
 
 # The share of a board's LUTs the default folding gives the binary-weight lanes: the rest is for weight and
 # threshold memories, line buffers, converters and control (CNV at BNN-PYNQ's folding: bench/cnv.py).
 LANE_LUT_SHARE = 0.5
+# The share of a board's block RAM the default folding gives the weight memories: threshold memories, line buffers
+# and FIFOs take the rest (small AlexNet, binary, on the PYNQ-Z2: about 30 of 140 BRAM36 outside the weights).
+WEIGHT_BRAM_SHARE = 0.75
 
 DEFAULT_TARGET_CYCLES = 32
 
@@ -73,7 +78,13 @@ def default_folding(out_features: int, in_features: int, target_cycles: int, *, 
 
 def pool_simd(pool: Pool, channels: int, pixels: int, target_cycles: int) -> int:
     """The fewest channels per cycle at which the pool meets the target (all of them when nothing does)."""
-    return next((simd for simd in divisors(channels) if pixels * pool.area * (channels // simd) <= target_cycles),
+    return channel_simd(channels, pixels * pool.area, target_cycles)
+
+
+def channel_simd(channels: int, cycles_per_channel: int, target_cycles: int) -> int:
+    """The fewest channels per cycle (a divisor of channels) at which cycles_per_channel * channels / SIMD meets the
+    target, or all channels when nothing does."""
+    return next((simd for simd in divisors(channels) if cycles_per_channel * (channels // simd) <= target_cycles),
                 channels)
 
 
@@ -99,11 +110,27 @@ def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipola
     return total
 
 
+def weight_bram36(layers: list[Dense], foldings: Mapping[str, Folding]) -> float:
+    """BRAM36 of the weight memories at these foldings (hbnn.hw.mvau: one word of PE x SIMD weights per address,
+    (MH/PE) x (MW/SIMD) addresses; block RAM when deeper than LUT_DEPTH)."""
+    from ...hw.memory_style import LUT_DEPTH
+    from ..cost_model import block_ram36  # the cost model itself folds with this pass
+
+    total = 0.0
+    for layer in layers:
+        folding = foldings[layer.name]
+        depth = (layer.out_features // folding.pe) * (layer.in_features // folding.simd)
+        if depth > LUT_DEPTH:
+            total += block_ram36(depth, folding.pe * folding.simd * (1 if layer.weight_kind == "binary" else 8))
+    return total
+
+
 def pipeline_target(layers: list[Dense], target_cycles: int, dsp_budget: int | None,
                     overrides: Mapping[str, Folding], shapes: Mapping[str, LayerShape] | None = None,
-                    lut_budget: int | None = None, input_bipolar: Mapping[str, bool] | None = None) -> int:
-    """The smallest cycles per layer >= target_cycles at which the int8 multipliers fit the DSP budget and the
-    binary-weight lanes the LUT budget."""
+                    lut_budget: int | None = None, input_bipolar: Mapping[str, bool] | None = None,
+                    bram_budget: float | None = None) -> int:
+    """The smallest cycles per layer >= target_cycles at which the int8 multipliers fit the DSP budget, the
+    binary-weight lanes the LUT budget and the weight memories the BRAM budget."""
     _check_target(target_cycles)
     shapes = shapes or {layer.name: LayerShape(layer.out_features, layer.in_features, layer.in_features, 1)
                         for layer in layers}
@@ -113,7 +140,8 @@ def pipeline_target(layers: list[Dense], target_cycles: int, dsp_budget: int | N
     while True:
         foldings = _foldings(shapes, target, overrides)
         fits = ((dsp_budget is None or _multipliers(layers, foldings) <= dsp_budget)
-                and (lut_budget is None or lane_luts(layers, foldings, input_bipolar) <= lut_budget))
+                and (lut_budget is None or lane_luts(layers, foldings, input_bipolar) <= lut_budget)
+                and (bram_budget is None or weight_bram36(layers, foldings) <= bram_budget))
         if fits or target >= largest:
             return target
         target = max(target + 1, int(target * 1.05))
@@ -121,7 +149,7 @@ def pipeline_target(layers: list[Dense], target_cycles: int, dsp_budget: int | N
 
 def set_folding(graph: Graph, overrides: Mapping[str, Folding] | None = None,
                 target_cycles: int = DEFAULT_TARGET_CYCLES, dsp_budget: int | None = None,
-                lut_budget: int | None = None) -> Graph:
+                lut_budget: int | None = None, bram_budget: float | None = None) -> Graph:
     types = check_graph(graph)
     overrides = dict(overrides or {})
     layers = graph.dense_layers()
@@ -131,7 +159,8 @@ def set_folding(graph: Graph, overrides: Mapping[str, Folding] | None = None,
         raise GraphError(f"folding given for unknown layer(s) {unknown}; the layers are {names}")
     shapes = layer_shapes(graph)
     input_bipolar = {layer.name: isinstance(types[layer.inputs[0]].dtype, Bipolar) for layer in layers}
-    target = pipeline_target(layers, target_cycles, dsp_budget, overrides, shapes, lut_budget, input_bipolar)
+    target = pipeline_target(layers, target_cycles, dsp_budget, overrides, shapes, lut_budget, input_bipolar,
+                             bram_budget)
     foldings = _foldings(shapes, target, overrides)
     if dsp_budget is not None and _multipliers(layers, foldings) > dsp_budget:
         int8 = [layer.name for layer in layers if layer.weight_kind == "int8"]
@@ -146,6 +175,9 @@ def set_folding(graph: Graph, overrides: Mapping[str, Folding] | None = None,
         elif isinstance(node, Pool) and node.simd is None:
             channels, height, width = types[node.name].shape
             node = dataclasses.replace(node, simd=pool_simd(node, channels, height * width, target))
+        elif isinstance(node, ElementwiseAdd) and node.simd is None:
+            channels, height, width = types[node.name].shape
+            node = dataclasses.replace(node, simd=channel_simd(channels, height * width, target))
         nodes.append(node)
     result = graph.replace(nodes)
     check_graph(result)
