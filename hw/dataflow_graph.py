@@ -21,7 +21,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .dataflow import ImageEnd
-from .handshake import Handshakes, PassThrough, as_ports
+from .handshake import Handshakes, PassThrough, PortHandshakeModel, as_ports
 
 __all__ = ["Port", "Edge", "stream_ports", "DataflowGraph", "schedule_graph", "stream_graph_images", "model_state"]
 
@@ -201,40 +201,12 @@ def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: 
     until `outputs` output handshakes at the sink; the source offers its next transfer whenever input_valid(cycle)
     holds while any of `transfers` are left, the sink is ready when output_ready(cycle). probe(cycle) runs after
     each cycle's clock edge (the FIFO sizing reads the FIFOs' levels there)."""
-    edges, source, sink = _splice_wires(models, edges, source, sink)
-    live = sorted({edge.source.node for edge in edges} | {edge.target.node for edge in edges}
-                  | {source.node, sink.node})
-    ports = {node: as_ports(models[node]) for node in live}
-    into = {(edge.target.node, edge.target.stream): (edge.source.node, edge.source.stream) for edge in edges}
-    out_of = {(edge.source.node, edge.source.stream): (edge.target.node, edge.target.stream) for edge in edges}
-    index = {node: position for position, node in enumerate(live)}
-    order = [live[position] for position in topological_order(
-        len(live), [Edge(Port(index[e.source.node], e.source.stream), Port(index[e.target.node], e.target.stream))
-                    for e in edges])]
-    arity = {node: (sum(1 for (n, _) in into if n == node) + (node == source.node),
-                    sum(1 for (n, _) in out_of if n == node) + (node == sink.node)) for node in live}
+    step = _compiled_graph_step(models, edges, source, sink)
     inputs, taken = [], []
     left = transfers
     wanted = outputs if outputs is not None else -1
     for cycle in range(cycles):
-        source_valid = left > 0 and input_valid(cycle)
-        sink_ready = output_ready(cycle)
-        valids = {node: ports[node].valids for node in live}
-        in_valids = {}
-        for node in live:
-            in_valids[node] = tuple(source_valid if (node, k) == (source.node, source.stream)
-                                    else valids[into[(node, k)][0]][into[(node, k)][1]]
-                                    for k in range(arity[node][0]))
-        readies, out_readies = {}, {}
-        for node in reversed(order):
-            out_readies[node] = tuple(sink_ready if (node, k) == (sink.node, sink.stream)
-                                      else readies[out_of[(node, k)][0]][out_of[(node, k)][1]]
-                                      for k in range(arity[node][1]))
-            readies[node] = ports[node].readies(in_valids[node], out_readies[node])
-        fired_in = source_valid and readies[source.node][source.stream]
-        fired_out = valids[sink.node][sink.stream] and sink_ready
-        for node in live:
-            ports[node].clock(in_valids[node], out_readies[node])
+        fired_in, fired_out = step(left > 0 and input_valid(cycle), output_ready(cycle))
         if probe is not None:
             probe(cycle)
         if fired_in:
@@ -245,6 +217,67 @@ def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: 
             if len(taken) == wanted:
                 return Handshakes(tuple(inputs), tuple(taken), cycle + 1)
     return Handshakes(tuple(inputs), tuple(taken), cycles)
+
+
+def _compiled_graph_step(models: Sequence, edges: Sequence[Edge], source: Port, sink: Port):
+    """One cycle of the graph as straight-line Python, generated for these models and edges (as
+    hbnn.hw.handshake._compiled_step does for a chain): the output valids (state), then the input readies in reverse
+    topological order (a join's needs its inputs' valids, known by then), then every clock edge. Returns
+    step(source_valid, sink_ready) -> (input handshake, output handshake)."""
+    edges, source, sink = _splice_wires(models, edges, source, sink)
+    live = sorted({edge.source.node for edge in edges} | {edge.target.node for edge in edges}
+                  | {source.node, sink.node})
+    into = {(edge.target.node, edge.target.stream): (edge.source.node, edge.source.stream) for edge in edges}
+    out_of = {(edge.source.node, edge.source.stream): (edge.target.node, edge.target.stream) for edge in edges}
+    index = {node: position for position, node in enumerate(live)}
+    order = [live[position] for position in topological_order(
+        len(live), [Edge(Port(index[e.source.node], e.source.stream), Port(index[e.target.node], e.target.stream))
+                    for e in edges])]
+    arity = {node: (sum(1 for (n, _) in into if n == node) + (node == source.node),
+                    sum(1 for (n, _) in out_of if n == node) + (node == sink.node)) for node in live}
+    several = {node: isinstance(models[node], PortHandshakeModel) for node in live}
+    names: dict[str, object] = {}
+    lines = ["def step(source_valid, sink_ready):"]
+    for node in live:
+        model = models[node] if several[node] else as_ports(models[node]).model
+        names[f"m{node}"] = model
+        if several[node]:
+            names.update({f"readies{node}": model.readies, f"clock{node}": model.clock})
+            lines.append(f"    vs{node} = m{node}.valids")
+            lines += [f"    v{node}_{k} = vs{node}[{k}]" for k in range(arity[node][1])]
+        else:
+            names.update({f"ready{node}": model.ready, f"clock{node}": model.clock})
+            lines.append(f"    v{node}_0 = m{node}.valid")
+
+    def in_valid(node, k):
+        if (node, k) == (source.node, source.stream):
+            return "source_valid"
+        return "v{}_{}".format(*into[(node, k)])
+
+    def out_ready(node, k):
+        if (node, k) == (sink.node, sink.stream):
+            return "sink_ready"
+        return "r{}_{}".format(*out_of[(node, k)])
+
+    for node in reversed(order):
+        ins = [in_valid(node, k) for k in range(arity[node][0])]
+        outs = [out_ready(node, k) for k in range(arity[node][1])]
+        if several[node]:
+            lines.append(f"    rs{node} = readies{node}(({', '.join(ins)},), ({', '.join(outs)},))")
+            lines += [f"    r{node}_{k} = rs{node}[{k}]" for k in range(arity[node][0])]
+        else:
+            lines.append(f"    r{node}_0 = ready{node}({outs[0]})")
+    for node in live:
+        ins = [in_valid(node, k) for k in range(arity[node][0])]
+        outs = [out_ready(node, k) for k in range(arity[node][1])]
+        if several[node]:
+            lines.append(f"    clock{node}(({', '.join(ins)},), ({', '.join(outs)},))")
+        else:
+            lines.append(f"    clock{node}({ins[0]}, {outs[0]})")
+    lines.append(f"    return source_valid and r{source.node}_{source.stream}, "
+                 f"v{sink.node}_{sink.stream} and sink_ready")
+    exec("\n".join(lines), names)  # noqa: S102 - generated from the fixed template above, no outside text
+    return names["step"]
 
 
 def model_state(models: Sequence) -> tuple:
