@@ -55,7 +55,7 @@ def main() -> int:
         if args.conv:
             precisions = [layer.precision for layer in case.layers]
         elif args.residual:
-            precisions = [p for block in case.blocks for p in (block.conv1, block.conv2, block.shortcut) if p]
+            precisions = [p for block in case.blocks for p in (block.conv1, block.conv2, block.shortcut or "identity")]
         else:
             precisions = case.precisions
         for precision in precisions:

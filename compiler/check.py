@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import (POOL_KINDS, Bipolar, ChannelOps, DataType, Dense, ElementwiseAdd, Flatten, Float32, Graph, Int,
-                 MultiThreshold, Pool, Quantize, Scale, SlidingWindow, Tensor, accumulator_type, window_output_size)
+from .ir import (POOL_KINDS, Bipolar, ChannelOps, ChannelPad, DataType, Dense, ElementwiseAdd, Flatten, Float32, Graph,
+                 Int, MultiThreshold, Pool, Quantize, Scale, SlidingWindow, Tensor, accumulator_type,
+                 window_output_size)
 
 __all__ = ["GraphError", "check_graph", "check_folding", "divisors"]
 
@@ -191,6 +192,20 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
         return Tensor(node.dtype, tensor.shape)
     if isinstance(node, ElementwiseAdd):
         return _sum_type(node, inputs)
+    if isinstance(node, ChannelPad):
+        tensor = _one_input(node, inputs)
+        dtype = tensor.dtype
+        if isinstance(dtype, Float32) and node.pad_code != 0:
+            _fail(node, "pads float32 values with 0.0 (pad_code 0)")
+        if isinstance(dtype, Bipolar) and node.pad_code not in (-1, 1):
+            _fail(node, f"pads bipolar codes with -1 or +1, not {node.pad_code}")
+        if isinstance(dtype, Int) and not dtype.low <= node.pad_code <= dtype.high:
+            _fail(node, f"pad code {node.pad_code} does not fit {data_type_name(dtype)}")
+        channels, height, width = tensor.shape
+        if node.simd is not None and (channels % node.simd or node.before % node.simd or node.after % node.simd):
+            _fail(node, f"simd={node.simd} must divide before ({node.before}), the channels ({channels}) and after "
+                        f"({node.after})")
+        return Tensor(dtype, (node.before + channels + node.after, height, width))
     raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
 
 

@@ -97,7 +97,9 @@ def estimate_cycles(design) -> CycleEstimate:
 
     stages = design.stages if hasattr(design, "stages") else design
     components = [stage.component for stage in stages]
-    if hasattr(design, "stages") and not design.is_chain:
+    if getattr(design, "image_ends", ()):
+        images = iter(design.image_ends)  # the FIFO sizing stepped them, up to a repeated state
+    elif hasattr(design, "stages") and not design.is_chain:
         graph = design.accelerator()
         graph._MustUse__silence = True  # only its handshake models are stepped
         images = stream_graph_images(graph, stages[design.source.node].transfers_in,

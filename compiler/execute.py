@@ -8,8 +8,8 @@ import numpy as np
 
 from .check import check_graph
 from .float_ops import apply_channel_ops, quantize
-from .ir import (Bipolar, ChannelOps, Dense, ElementwiseAdd, Flatten, Float32, Graph, Int, MultiThreshold, Pool,
-                 Quantize, SlidingWindow)
+from .ir import (Bipolar, ChannelOps, ChannelPad, Dense, ElementwiseAdd, Flatten, Float32, Graph, Int, MultiThreshold,
+                 Pool, Quantize, SlidingWindow)
 
 __all__ = ["execute", "im2col", "pool"]
 
@@ -93,4 +93,7 @@ def execute(graph: Graph, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[st
             values[node.name] = np.where(codes == 1, 1, -1) if isinstance(node.dtype, Bipolar) else codes
         elif isinstance(node, ElementwiseAdd):
             values[node.name] = x + values[node.inputs[1]]
+        elif isinstance(node, ChannelPad):
+            values[node.name] = np.pad(x, ((0, 0), (node.before, node.after), (0, 0), (0, 0)),
+                                       constant_values=x.dtype.type(node.pad_code))
     return {name: values[name] for name in graph.outputs}

@@ -25,8 +25,8 @@ import numpy as np
 __all__ = [
     "Bipolar", "Int", "Float32", "DataType", "Tensor", "Folding",
     "Scale", "Multiply", "Add", "BatchNorm", "Relu", "ChannelOp",
-    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "ElementwiseAdd", "Node",
-    "Graph",
+    "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "ElementwiseAdd",
+    "ChannelPad", "Node", "Graph",
     "POOL_KINDS", "window_output_size",
     "INT8", "accumulator_bound", "accumulator_type",
 ]
@@ -324,7 +324,30 @@ class ElementwiseAdd:
             _positive("simd", self.simd)
 
 
-Node = Dense | ChannelOps | Quantize | MultiThreshold | SlidingWindow | Pool | Flatten | ElementwiseAdd
+@dataclass(frozen=True, eq=False)
+class ChannelPad:
+    """(C, H, W) -> (before + C + after, H, W): each pixel's channels between `before` and `after` constant ones
+    (the CIFAR ResNets' parameter-free shortcut). On float32 the constant is 0.0 and pad_code 0; on codes it is
+    pad_code (a quantizer moved in front makes it the quantized 0.0: 0 for int8, +1 for a sign). `simd`: channels
+    per cycle in hardware, set by the folding pass."""
+    name: str
+    inputs: tuple[str, ...]
+    before: int
+    after: int
+    pad_code: int = 0
+    simd: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        for attr in ("before", "after"):
+            value = getattr(self, attr)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{attr} must be a non-negative integer, not {value!r}")
+        if self.simd is not None:
+            _positive("simd", self.simd)
+
+
+Node = Dense | ChannelOps | Quantize | MultiThreshold | SlidingWindow | Pool | Flatten | ElementwiseAdd | ChannelPad
 
 
 @dataclass(frozen=True, eq=False)

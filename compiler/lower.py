@@ -30,11 +30,11 @@ from ..quant.input_codes import input_codes
 from ..quant.int8_layers import Int8Conv2d, Int8Linear
 from ..quant.layers import ExactBatchNorm1d, ExactBatchNorm2d
 from ..quant.pooling import ExactAvgPool2d
-from ..quant.residual import QuantAdd
+from ..quant.residual import QuantAdd, ZeroPadShortcut
 from ..quant.ternary_layers import TernaryConv2d, TernaryLinear
 from .check import check_graph
-from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply, Pool,
-                 Quantize, Relu, Scale, SlidingWindow, Tensor)
+from .ir import (Add, BatchNorm, Bipolar, ChannelOps, ChannelPad, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply,
+                 Pool, Quantize, Relu, Scale, SlidingWindow, Tensor)
 from .passes.merge_channel_ops import merge_channel_ops
 from .passes.output_integers import output_integers
 
@@ -44,7 +44,7 @@ __all__ = ["INPUT_SUFFIX", "UnsupportedLayerError", "UnsupportedModelError", "lo
 INPUT_SUFFIX = ".input_quant"  # the graph input `fc1.input_quant` is the codes fc1's input quantizer makes
 SUPPORTED = ("int8, weight-binary and binary linear and conv layers (hbnn.quant.precision.linear/conv2d), "
              "ExactBatchNorm1d/2d, ReLU, MaxPool2d, ExactAvgPool2d, Int8Activation, QuantAdd (residual sums), "
-             "Identity, Dropout and flattening")
+             "ZeroPadShortcut, Identity, Dropout and flattening")
 CONTRACT_LAYERS = (Int8Linear, BinaryLinear, Int8Conv2d, BinaryConv2d, TernaryConv2d, TernaryLinear, AbcConv2d,
                    AbcLinear, FloatConv2d, FloatLinear)
 PASS_THROUGH = (nn.Identity, nn.Dropout)
@@ -75,7 +75,7 @@ class UnsupportedLayerError(ValueError):
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
         if isinstance(module, CONTRACT_LAYERS + (ExactBatchNorm1d, ExactBatchNorm2d, ExactAvgPool2d, Int8Activation,
-                                                 QuantAdd)):
+                                                 QuantAdd, ZeroPadShortcut)):
             return True
         if type(module).__module__.startswith("brevitas"):
             return True  # refused below with a reason, not traced into
@@ -292,6 +292,8 @@ class _Lowering:
             return source
         if isinstance(module, nn.Flatten):
             return self._flatten(path, fx_node, source)
+        if isinstance(module, ZeroPadShortcut):
+            return self._zero_pad_shortcut(path, module, source)
         if isinstance(module, nn.MaxPool2d):
             return self._max_pool(path, module, source)
         if isinstance(module, ExactAvgPool2d):
@@ -325,6 +327,18 @@ class _Lowering:
             addends.append(f"{path}.{suffix}")
         self.nodes.append(ElementwiseAdd(name=f"{path}.sum", inputs=tuple(addends)))
         self.nodes.append(ChannelOps(name=path, inputs=(f"{path}.sum",), ops=(Scale(),)))
+        self.float_values.add(path)
+        return path
+
+    def _zero_pad_shortcut(self, path, module, source):
+        """Every stride-th pixel (a 1x1 max pool of that stride), then the zero channels (a ChannelPad of 0.0): on
+        float32 values, so that the add's quantizer moves in front of both (quantize_early)."""
+        self._require_float(path, module, source)
+        if module.stride != 1:
+            self.nodes.append(Pool(name=f"{path}.subsample", inputs=(source,), kind="max", kernel=1,
+                                   stride=module.stride))
+            source = f"{path}.subsample"
+        self.nodes.append(ChannelPad(name=path, inputs=(source,), before=module.pad_before, after=module.pad_after))
         self.float_values.add(path)
         return path
 

@@ -5,9 +5,10 @@
 - Dense -> Mvau, one vector per output pixel;
 - MultiThreshold -> hw.threshold.MultiThreshold on the accumulators (or pool sums, or residual sums) before it;
 - Pool -> a depthwise SlidingWindow (each window's K*K pixels of one channel group in a row) and a WindowReduce;
-- ElementwiseAdd -> AddJoin, the addend of the short branch (the one that arrives first) through a bypass
-  StreamFifo sized from the cycle analysis (hbnn.hw.fifo_sizing: deep enough that the design streams as if the
-  FIFO were unbounded);
+- ElementwiseAdd -> AddJoin, the addend of the short branch (fewer matrix-vector units since the fork, or where
+  that ties, the one that arrives first) through a bypass StreamFifo sized from the cycle analysis
+  (hbnn.hw.fifo_sizing: deep enough that the design streams as if the FIFO were unbounded);
+- ChannelPad -> hw.channel_pad.ChannelPad (pad transfers around each pixel's channels);
 - Flatten -> nothing: the stream's order is already the flattened one;
 - a value with several readers (a residual block's input) -> a Fork, one output stream per reader.
 
@@ -24,6 +25,7 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import wiring
 
 from ..hw.add_join import AddJoin
+from ..hw.channel_pad import ChannelPad as ChannelPadUnit
 from ..hw.dataflow import Dataflow
 from ..hw.dataflow_graph import DataflowGraph, Edge, Port
 from ..hw.fifo_sizing import first_arrivals, steady_bypass_depths
@@ -37,13 +39,13 @@ from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..hw.verilog_export import to_verilog
 from ..hw.width_converter import WidthConverter
 from .check import GraphError, check_graph
-from .ir import Bipolar, Dense, ElementwiseAdd, Flatten, Graph, MultiThreshold, Pool, SlidingWindow
+from .ir import Bipolar, ChannelPad, Dense, ElementwiseAdd, Flatten, Graph, MultiThreshold, Pool, SlidingWindow
 
 __all__ = ["TOP_NAME", "Stage", "MappedDesign", "map_design", "map_stages", "emit_verilog", "stream_format",
            "stream_formats"]
 
 TOP_NAME = "hbnn_top"
-MAPPED = (SlidingWindow, Dense, MultiThreshold, Pool, Flatten, ElementwiseAdd)
+MAPPED = (SlidingWindow, Dense, MultiThreshold, Pool, Flatten, ElementwiseAdd, ChannelPad)
 ACCUMULATING = (Mvau, WindowReduce, AddJoin)  # what a threshold unit may read (through forks)
 
 
@@ -90,12 +92,15 @@ def fifo_depth(transfers: int) -> int:
 @dataclass(frozen=True, eq=False)
 class MappedDesign:
     """The mapped components (stages, in topological order) and the streams between them. `bypass_fifos`: the
-    FIFOs in front of residual adds, by stage index, each with the edge it buffers (for reports)."""
+    FIFOs in front of residual adds, by stage index, each with the edge it buffers (for reports). `image_ends`: the
+    undisturbed stream's image ends up to a repeated state, where the FIFO sizing already stepped them (the cycle
+    analysis reuses them)."""
     stages: tuple[Stage, ...]
     edges: tuple[Edge, ...]
     source: Port
     sink: Port
     bypass_fifos: tuple[tuple[int, str], ...] = ()
+    image_ends: tuple = ()
 
     @property
     def is_chain(self) -> bool:
@@ -130,24 +135,50 @@ def map_design(graph: Graph) -> MappedDesign:
     design = _Mapper(graph).run()  # a FIFO on both addends of every join, to tell the branches apart
     if not design.bypass_fifos:
         return design
-    arrivals = first_arrivals(_provisional(design), [index for index, _ in design.bypass_fifos],
-                              *_image_transfers(design), design.cycle_bound())
-    short = {}
-    for index, edge in design.bypass_fifos:
-        join = edge.split(" -> ")[1]
-        if join not in short or arrivals.get(index, math.inf) < arrivals.get(short[join][0], math.inf):
-            short[join] = (index, edge)
+    short = _short_branches(design)
     _silence(design)
-    design = _Mapper(graph, buffered={edge for _, edge in short.values()}).run()
+    design = _Mapper(graph, buffered=short).run()
     fifos = [index for index, _ in design.bypass_fifos]
-    depths = steady_bypass_depths(_provisional(design), fifos, *_image_transfers(design), design.cycle_bound())
+    depths, ends = steady_bypass_depths(_provisional(design), fifos, *_image_transfers(design),
+                                        design.cycle_bound())
     stages = list(design.stages)
     for index, depth in depths.items():
         old = stages[index]
         old.component._MustUse__silence = True
         fifo = StreamFifo(element=old.component.element, elements=old.component.elements, depth=depth)
         stages[index] = Stage(None, fifo, old.transfers_in, old.transfers_out)
-    return MappedDesign(tuple(stages), design.edges, design.source, design.sink, design.bypass_fifos)
+    return MappedDesign(tuple(stages), design.edges, design.source, design.sink, design.bypass_fifos, ends)
+
+
+def _short_branches(design: MappedDesign) -> set[str]:
+    """Per join, the bypass edge of its short branch: fewer matrix-vector units between it and the fork (a stage
+    that holds an image's worth before answering), or where both have as many, the one whose data arrives first in
+    the undisturbed stream with both FIFOs unbounded."""
+    units = {index: _units_since_fork(design, index) for index, _ in design.bypass_fifos}
+    joins: dict[str, list[tuple[int, str]]] = {}
+    for index, edge in design.bypass_fifos:
+        joins.setdefault(edge.split(" -> ")[1], []).append((index, edge))
+    arrivals = None
+    short = set()
+    for branches in joins.values():
+        fewest = min(units[index] for index, _ in branches)
+        tied = [(index, edge) for index, edge in branches if units[index] == fewest]
+        if len(tied) > 1 and arrivals is None:
+            arrivals = first_arrivals(_provisional(design), [index for index, _ in design.bypass_fifos],
+                                      *_image_transfers(design), design.cycle_bound())
+        short.add(min(tied, key=lambda branch: (arrivals or {}).get(branch[0], math.inf))[1])
+    return short
+
+
+def _units_since_fork(design: MappedDesign, index: int) -> int:
+    """Matrix-vector units on the path from the nearest fork (or the source) to stage `index`."""
+    count = 0
+    while True:
+        into = [edge for edge in design.edges if edge.target.node == index]
+        if not into or isinstance(design.stages[index].component, Fork):
+            return count
+        index = into[0].source.node
+        count += isinstance(design.stages[index].component, Mvau)
 
 
 def _provisional(design: MappedDesign) -> DataflowGraph:
@@ -332,6 +363,19 @@ class _Mapper:
         if port is None:
             raise GraphError(f"flatten {node.name!r} reads the network input: flatten on the host instead")
         self._publish(node.name, port, transfers)
+
+    def _ChannelPad(self, node: ChannelPad) -> None:
+        if node.simd is None:
+            raise GraphError(f"channel pad {node.name!r} has no SIMD; run set_folding first")
+        channels, height, width = self.types[node.inputs[0]].shape
+        element, _ = self._layout(self.ports[node.inputs[0]][0][0], node.inputs[0])
+        unit = ChannelPadUnit(element=element, channels=channels, before=node.before, after=node.after,
+                              simd=node.simd, pixels=height * width,
+                              pad_value=element_code(self.types[node.inputs[0]].dtype, node.pad_code))
+        port, _ = self._feed(node.inputs[0], node.simd)
+        transfers_in, transfers_out = unit.transfers
+        index = self._add(Stage(node.name, unit, transfers_in, transfers_out), [port])
+        self._publish(node.name, Port(index, 0), transfers_out)
 
     def _ElementwiseAdd(self, node: ElementwiseAdd) -> None:
         if node.simd is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .dataflow import ImageEnd
 from .dataflow_graph import DataflowGraph, schedule_graph, stream_graph_images
 from .stream_fifo import StreamFifo, StreamFifoHandshake
 
@@ -59,9 +60,10 @@ def _schedule(graph: DataflowGraph, depths: dict[int, int], transfers: int, outp
 
 
 def steady_bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_in: int, transfers_out: int,
-                         bound: int, max_images: int = 64) -> dict[int, int]:
-    """{node: depth} for the StreamFifo nodes `fifos` of the graph, streaming undisturbed, for every number of
-    images (see the module's docstring). `bound`: cycles within which any one image comes out."""
+                         bound: int, max_images: int = 64) -> tuple[dict[int, int], tuple[ImageEnd, ...]]:
+    """({node: depth} for the StreamFifo nodes `fifos` of the graph, streaming undisturbed, for every number of
+    images (see the module's docstring); the image ends of that stream up to the first repeated state, which the
+    graph with FIFOs of those depths makes too). `bound`: cycles within which any one image comes out."""
     for node in fifos:
         if not isinstance(graph.nodes[node], StreamFifo):
             raise TypeError(f"node {node} is a {type(graph.nodes[node]).__name__}, not a StreamFifo")
@@ -74,9 +76,11 @@ def steady_bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_i
         for node in fifos:
             most[node] = max(most[node], models[node].memory_level)
 
+    ends = []
     for end in stream_graph_images(graph, transfers_in, transfers_out, bound, models=models, probe=probe):
+        ends.append(end)
         if end.repeats is not None:
-            return {node: level + 2 for node, level in most.items()}
+            return {node: level + 2 for node, level in most.items()}, tuple(ends)
         if end.image >= max_images:
             raise RuntimeError(f"the graph's state did not repeat within {max_images} images: its bypass FIFOs "
                                f"keep filling (levels so far {most})")

@@ -3,7 +3,8 @@ blocks (forks, integer adds, bypass FIFOs).
 
 A case is a stem conv (int8 or weight-binary on pixels), then one or two blocks of conv1 -> conv2 plus a shortcut,
 added through hbnn.quant.residual.QuantAdd: an identity shortcut where the block keeps its width and size, else a
-1x1 conv (the block's stride), each conv of the contract's kinds, then a global average pool of int8 codes and an
+1x1 conv (the block's stride) or the CIFAR ResNets' parameter-free zero-pad shortcut (every stride-th pixel, the
+added channels zero), each conv of the contract's kinds, then a global average pool of int8 codes and an
 int8 linear head. `check_residual_case` compiles it with random foldings and residual-add SIMD and streams the
 images through the whole DataflowGraph in Amaranth's simulator, undisturbed and with random back-pressure: every
 output must equal PyTorch's bit for bit, and latency and every gap must equal the cycle analysis.
@@ -26,13 +27,14 @@ from ..quant.layers import ExactBatchNorm2d
 from ..quant.models.blocks import activation_for
 from ..quant.pooling import ExactAvgPool2d
 from ..quant.precision import Precision, conv2d, linear
-from ..quant.residual import QuantAdd
+from ..quant.residual import QuantAdd, ZeroPadShortcut
 from .fuzz import CaseResult, simulate_case
 
 __all__ = ["Block", "ResidualCase", "ResidualStack", "random_residual_stack", "draw_residual_case",
            "check_residual_case"]
 
 PRECISIONS = ("binary", "weight-binary", "int8")
+ZERO_PAD = "zero-pad"
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Block:
     stride: int
     conv1: str  # precisions
     conv2: str
-    shortcut: str | None  # the 1x1 shortcut conv's precision; None: identity (same width and size only)
+    shortcut: str | None  # the 1x1 shortcut conv's precision, "zero-pad" (to a width at least the input's), or
+    # None: identity (same width and size only)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ class _ResidualBlock(nn.Module):
         self.conv2 = conv2d(p2, block.channels, block.channels, 3, padding=1)
         self.bn2 = ExactBatchNorm2d(block.channels)
         self.shortcut = None
-        if block.shortcut is not None:
+        if block.shortcut == ZERO_PAD:
+            self.shortcut = ZeroPadShortcut(in_channels, block.channels, block.stride)
+        elif block.shortcut is not None:
             self.shortcut = nn.Sequential(conv2d(Precision.parse(block.shortcut), in_channels, block.channels, 1,
                                                  stride=block.stride), ExactBatchNorm2d(block.channels))
         self.add = QuantAdd()
@@ -91,7 +96,8 @@ class ResidualStack(nn.Module):
     def __init__(self, case: ResidualCase):
         super().__init__()
         readers = [Precision.parse(block.conv1) for block in case.blocks]
-        shortcuts = [Precision.parse(block.shortcut) if block.shortcut else None for block in case.blocks]
+        shortcuts = [Precision.parse(block.shortcut) if block.shortcut not in (None, ZERO_PAD) else None
+                     for block in case.blocks]
         firsts = [tuple(p for p in (reader, shortcut) if p is not None) for reader, shortcut in zip(readers, shortcuts)]
         stem, channels = case.stem
         self.stem = conv2d(Precision.parse(stem), case.in_channels, channels, 3, padding=1)
@@ -160,8 +166,13 @@ def draw_residual_case(rng: np.random.Generator, *, max_blocks: int = 2, max_cha
         stride = int(rng.choice((1, 2)))
         width = int(rng.choice((channels, int(rng.integers(2, max_channels + 1)))))
         identity = stride == 1 and width == channels and rng.random() < 0.7
-        blocks.append(Block(width, stride, str(rng.choice(PRECISIONS)), str(rng.choice(PRECISIONS)),
-                            None if identity else str(rng.choice(PRECISIONS))))
+        if identity:
+            shortcut = None
+        elif width >= channels and rng.random() < 0.4:
+            shortcut = ZERO_PAD
+        else:
+            shortcut = str(rng.choice(PRECISIONS))
+        blocks.append(Block(width, stride, str(rng.choice(PRECISIONS)), str(rng.choice(PRECISIONS)), shortcut))
         channels = width
     classes = int(rng.integers(2, 5))
     # Dense layers in graph order: stem, then per block conv1, conv2, shortcut (if any), then the classifier.
@@ -169,7 +180,7 @@ def draw_residual_case(rng: np.random.Generator, *, max_blocks: int = 2, max_cha
     previous = stem[1]
     for block in blocks:
         shapes += [(block.channels, previous), (block.channels, block.channels)]
-        if block.shortcut is not None:
+        if block.shortcut not in (None, ZERO_PAD):
             shapes.append((block.channels, previous))
         previous = block.channels
     shapes.append((classes, previous))

@@ -1,8 +1,9 @@
-"""Pass: a quantizer behind a max pool or a flatten moves in front of it.
+"""Pass: a quantizer behind a max pool, a flatten or a channel pad moves in front of it.
 
 Both commute with any non-decreasing elementwise map, and a quantizer is one (sign, or int8 rounding and clamping):
 quantize(max(window)) = max(quantize(window)), and a flatten only reorders. The max pool's padding (-inf on float32)
-becomes the lowest code, which quantize(-inf) is. Afterwards the quantizer reads the channel ops directly and
+becomes the lowest code, which quantize(-inf) is; a channel pad's 0.0 becomes quantize(0.0), 0 for int8 and +1 for
+a sign. Afterwards the quantizer reads the channel ops directly and
 fold_thresholds can turn them into thresholds; the pool and the flatten then run on codes (bits for a binary
 reader: a max pool is an OR). The quantizer keeps its name; its readers read the moved node instead.
 """
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from ..check import check_graph
-from ..ir import Flatten, Float32, Graph, Pool, Quantize
+from ..float_ops import quantize
+from ..ir import ChannelPad, Flatten, Float32, Graph, Pool, Quantize
 
 __all__ = ["quantize_early"]
 
 
 def _movable(node, graph: Graph, types) -> bool:
-    return (isinstance(node, Flatten) or (isinstance(node, Pool) and node.kind == "max")) \
+    return (isinstance(node, (Flatten, ChannelPad)) or (isinstance(node, Pool) and node.kind == "max")) \
         and isinstance(types[node.name].dtype, Float32) and len(graph.readers(node.name)) == 1 \
         and node.name not in graph.outputs
 
@@ -31,6 +35,8 @@ def _swap_once(graph: Graph) -> Graph | None:
             continue
         early = dataclasses.replace(quantizer, inputs=moved.inputs)
         late = dataclasses.replace(moved, inputs=(quantizer.name,))
+        if isinstance(moved, ChannelPad):
+            late = dataclasses.replace(late, pad_code=int(quantize(quantizer.kind, quantizer.exponent, np.float32(0))))
         nodes = []
         for node in graph.nodes:
             if node is moved:

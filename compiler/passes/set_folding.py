@@ -2,14 +2,14 @@
 
 A layer's cycles per image are pixels * (MH/PE) * (MW/SIMD): a convolution's Dense runs once per output pixel, on
 the K*K*C columns its sliding window emits SIMD channels of one pixel at a time (so SIMD divides C). A pool takes
-pixels * K*K * C/SIMD cycles, a residual sum (ElementwiseAdd) pixels * C/SIMD. By default every layer gets the
-smallest PE x SIMD (the fewest lanes) whose cycles meet one target for the whole pipeline, preferring wide SIMD over
-many PEs because a wider adder tree is cheaper than another accumulator. A pipeline streams at its slowest layer's
-pace, so one target for all layers wastes nothing. The target is `target_cycles`, raised until the int8 layers'
-multipliers (one DSP slice each) fit `dsp_budget` and the binary and weight-binary lanes' LUTs
-(hbnn.compiler.cost_model's per-lane coefficients) fit `lut_budget` and the weight memories' block RAM (deep, narrow
-memories at slower foldings: a wide, shallow one wastes most of each BRAM36) fits `bram_budget`. Overrides name
-layers explicitly; a folding that does not divide the layer is an error that names it.
+pixels * K*K * C/SIMD cycles, a residual sum (ElementwiseAdd) or a channel pad pixels * C/SIMD (C its output
+channels). By default every layer gets the smallest PE x SIMD (the fewest lanes) whose cycles meet one target for
+the whole pipeline, preferring wide SIMD over many PEs because a wider adder tree is cheaper than another
+accumulator. A pipeline streams at its slowest layer's pace, so one target for all layers wastes nothing. The target
+is `target_cycles`, raised until the int8 layers' multipliers (one DSP slice each) fit `dsp_budget` and the binary
+and weight-binary lanes' LUTs (hbnn.compiler.cost_model's per-lane coefficients) fit `lut_budget` and the weight
+memories' block RAM (deep, narrow memories at slower foldings: a wide, shallow one wastes most of each BRAM36) fits
+`bram_budget`. Overrides name layers explicitly; a folding that does not divide the layer is an error that names it.
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..check import GraphError, check_graph, divisors, window_channels
-from ..ir import Bipolar, Dense, ElementwiseAdd, Folding, Graph, Pool
+import math
+
+from ..ir import Bipolar, ChannelPad, Dense, ElementwiseAdd, Folding, Graph, Pool
 
 __all__ = ["set_folding", "default_folding", "pipeline_target", "layer_shapes", "LayerShape", "layer_cycles",
            "lane_luts", "weight_bram36", "DEFAULT_TARGET_CYCLES", "LANE_LUT_SHARE", "WEIGHT_BRAM_SHARE"]
@@ -178,6 +180,11 @@ def set_folding(graph: Graph, overrides: Mapping[str, Folding] | None = None,
         elif isinstance(node, ElementwiseAdd) and node.simd is None:
             channels, height, width = types[node.name].shape
             node = dataclasses.replace(node, simd=channel_simd(channels, height * width, target))
+        elif isinstance(node, ChannelPad) and node.simd is None:
+            channels, height, width = types[node.name].shape
+            common = math.gcd(node.before, types[node.inputs[0]].shape[0], node.after)
+            simd = next((simd for simd in divisors(common) if height * width * (channels // simd) <= target), common)
+            node = dataclasses.replace(node, simd=simd)
         nodes.append(node)
     result = graph.replace(nodes)
     check_graph(result)

@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
+from ..residual import ZeroPadShortcut
 from ..residual import QuantAdd
 from .base import ZooModel
 from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size, pool_quant_for
@@ -38,20 +38,6 @@ LAYER_NAMES: tuple[str, ...] = (
       for block in range(BLOCKS_PER_STAGE) for conv in ("conv1", "conv2")),
     "fc",
 )
-
-
-class ZeroPadShortcut(nn.Module):
-    """He et al.'s option A: keep every `stride`-th pixel, zero-pad the added channels. No parameters."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        added = out_channels - in_channels
-        self.pad_before, self.pad_after = added // 2, added - added // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
 
 
 class BasicBlock(nn.Module):

@@ -1,6 +1,7 @@
 """Residual sums in the IR: QuantAdd lowers to an integer ElementwiseAdd that executes exactly as PyTorch adds;
-a value read by several quantizers gets one threshold each (equal ones merged); a float residual sum, adds of
-different scales and adds of the network input are refused by name."""
+a value read by several quantizers gets one threshold each (equal ones merged); the zero-pad shortcut pads codes
+with the quantized zero; a float residual sum, adds of different scales and adds of the network input are
+refused by name."""
 import dataclasses
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from hbnn.compiler.check import GraphError, check_graph
-from hbnn.compiler.ir import ElementwiseAdd, Graph, Int, MultiThreshold, Tensor
+from hbnn.compiler.ir import Bipolar, ChannelPad, ElementwiseAdd, Graph, Int, MultiThreshold, Tensor
 from hbnn.compiler.lower import UnsupportedLayerError, lower_model
 from hbnn.compiler.map_to_hardware import map_design, map_stages
 from hbnn.compiler.pipeline import compile_graph
@@ -17,7 +18,8 @@ from hbnn.hw.add_join import AddJoin
 from hbnn.hw.fork import Fork
 from hbnn.hw.stream_fifo import StreamFifo
 from hbnn.quant.precision import Precision, conv2d
-from hbnn.quant.residual import QuantAdd
+from hbnn.quant.layers import ExactBatchNorm2d
+from hbnn.quant.residual import QuantAdd, ZeroPadShortcut
 from hbnn.sim.residual_fuzz import Block, ResidualCase, draw_residual_case, random_residual_stack
 from hbnn.sim.verify import graph_mismatches as torch_mismatches
 
@@ -126,3 +128,32 @@ def test_adds_of_different_scales_or_shapes_are_refused():
         check_graph(Graph(two, (ElementwiseAdd("sum", ("a", "b")),), ("sum",)))
     with pytest.raises(GraphError, match="simd=3 does not divide"):
         check_graph(Graph(inputs, (dataclasses.replace(ElementwiseAdd("sum", ("a", "a")), simd=3),), ("sum",)))
+
+
+def test_a_zero_pad_shortcut_pads_codes_with_the_quantized_zero():
+    """The CIFAR ResNets' option-A shortcut: a 1x1 stride-2 subsample and zero channels, lowered on float32 and
+    moved behind the reader's quantizer: in front of a binary layer the pad code is sign(0) = +1."""
+    class Padded(nn.Module):
+        in_channels, image_size = 1, 4
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = conv2d(Precision.parse("int8"), 1, 2, 3, padding=1)
+            self.bn = ExactBatchNorm2d(2)
+            self.shortcut = ZeroPadShortcut(2, 5, 2)
+            self.conv2 = conv2d(Precision.parse("binary"), 5, 3, 1)
+
+        def forward(self, x):
+            return self.conv2(self.shortcut(self.bn(self.conv1(x))))
+
+    model = Padded()
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(16, 1, 4, 4))
+    model.eval()
+    compiled = compile_graph(lower_model(model), target_cycles=64)
+    pad, = [node for node in compiled.nodes if isinstance(node, ChannelPad)]
+    types = check_graph(compiled)
+    assert (pad.before, pad.after, pad.pad_code) == (1, 2, 1) and types[pad.inputs[0]].dtype == Bipolar()
+    assert types[pad.name].shape == (5, 2, 2)
+    assert torch_mismatches(model, compiled, torch.rand(30, 1, 4, 4)) == 0
