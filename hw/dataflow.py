@@ -8,16 +8,17 @@ not exact: stages overlap, and a splitting converter back-pressures its producer
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import Chained, schedule
+from .handshake import Chained, Handshakes, schedule
 
-__all__ = ["Dataflow", "ChainTiming", "chain_timing", "image_transfers", "ImageEnd", "stream_images"]
+__all__ = ["Dataflow", "ChainTiming", "chain_timing", "image_transfers", "ImageEnd", "image_ends", "model_state",
+           "stream_images"]
 
 
 def _describe(index: int, stage) -> str:
@@ -148,34 +149,43 @@ class ImageEnd:
     repeats: int | None  # an earlier image whose end left the chain in the same state, if any
 
 
-def _state(models) -> tuple:
-    return tuple(tuple(vars(model).values()) for model in models)
+def model_state(models: Sequence) -> tuple:
+    """Every model's state as one hashable value (a fork's per-reader flags are a list)."""
+    return tuple(tuple(tuple(value) if isinstance(value, list) else value for value in vars(model).values())
+                 for model in models)
+
+
+def image_ends(run_image: Callable[[], Handshakes], models: Sequence, outputs: int,
+               what: str) -> Iterator[ImageEnd]:
+    """Image by image without end: run_image() steps the models from their present state until `outputs` output
+    handshakes (one image; the source never runs dry). Yields each image's last output cycle, counted from image
+    0's first input handshake, and the earlier image whose end state (every model's) this one's equals: the design
+    is deterministic and its inputs do not change, so from that image on every gap provably repeats."""
+    seen: dict[tuple, int] = {}
+    start = elapsed = 0
+    image = 0
+    while True:
+        run = run_image()
+        if len(run.outputs) < outputs:
+            raise RuntimeError(f"the {what} gave {len(run.outputs)} of {outputs} output transfers of image {image} in "
+                               f"{run.cycles} cycles: a handshake model deadlocked")
+        if image == 0:
+            start = run.inputs[0]
+        state = model_state(models)
+        yield ImageEnd(image, elapsed + run.outputs[-1] - start, seen.get(state))
+        seen.setdefault(state, image)
+        elapsed += run.cycles
+        image += 1
 
 
 def stream_images(stages: Sequence[wiring.Component]) -> Iterator[ImageEnd]:
-    """Steps the stages' handshake models image by image, without end, yielding each image's last output cycle.
-
-    `repeats` names an earlier image whose end state (every model's) this one's equals: the chain is deterministic
-    and its inputs do not change, so from that image on every gap provably repeats. Chains with stages of nearly
-    equal rates can take many images to get there, while their gaps settle long before."""
+    """Steps the stages' handshake models image by image, without end, yielding each image's end (image_ends).
+    Chains with stages of nearly equal rates can take many images to repeat a state, while their gaps settle long
+    before."""
     stages = tuple(stages)
     counts = image_transfers(stages)
     first, last = counts[0][0], counts[-1][1]
     models = Chained([stage.handshake_model() for stage in stages]).models
     # Generous per image: every stage one after another, nothing overlapping.
     bound = sum(getattr(stage, "latency", 0) + ins + outs + 1 for stage, (ins, outs) in zip(stages, counts)) + 16
-    seen: dict[tuple, int] = {}
-    start = elapsed = 0
-    image = 0
-    while True:
-        run = schedule(models, first * (bound + 1), 2 * bound, outputs=last)  # the source never runs dry
-        if len(run.outputs) < last:
-            raise RuntimeError(f"the chain gave {len(run.outputs)} of {last} output transfers of image {image} in "
-                               f"{2 * bound} cycles: a handshake model deadlocked")
-        if image == 0:
-            start = run.inputs[0]
-        state = _state(models)
-        yield ImageEnd(image, elapsed + run.outputs[-1] - start, seen.get(state))
-        seen.setdefault(state, image)
-        elapsed += run.cycles
-        image += 1
+    return image_ends(lambda: schedule(models, first * (bound + 1), 2 * bound, outputs=last), models, last, "chain")

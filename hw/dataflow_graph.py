@@ -20,10 +20,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .dataflow import ImageEnd
+from .dataflow import ImageEnd, image_ends
 from .handshake import Handshakes, PassThrough, PortHandshakeModel, as_ports
 
-__all__ = ["Port", "Edge", "stream_ports", "DataflowGraph", "schedule_graph", "stream_graph_images", "model_state"]
+__all__ = ["Port", "Edge", "stream_ports", "DataflowGraph", "schedule_graph", "stream_graph_images"]
 
 INPUT_NAMES = ("i_stream", "a_stream", "b_stream")
 
@@ -280,12 +280,6 @@ def _compiled_graph_step(models: Sequence, edges: Sequence[Edge], source: Port, 
     return names["step"]
 
 
-def model_state(models: Sequence) -> tuple:
-    """Every model's state as one hashable value (a fork's per-reader flags are a list)."""
-    return tuple(tuple(tuple(value) if isinstance(value, list) else value for value in vars(model).values())
-                 for model in models)
-
-
 def stream_graph_images(graph: DataflowGraph, transfers_in: int, transfers_out: int, bound: int, *,
                         models: Sequence | None = None,
                         probe: Callable[[int], None] | None = None) -> Iterator[ImageEnd]:
@@ -294,19 +288,9 @@ def stream_graph_images(graph: DataflowGraph, transfers_in: int, transfers_out: 
     earlier image whose end state this one's repeats. `bound`: cycles within which any one image must come out
     (else the graph deadlocked); transfers_in/out: per image at the source and the sink."""
     models = list(models) if models is not None else graph.handshake_models()
-    seen: dict[tuple, int] = {}
-    start = elapsed = 0
-    image = 0
-    while True:
-        run = schedule_graph(models, graph.edges, graph.source, graph.sink, transfers_in * (bound + 1), bound,
-                             outputs=transfers_out, probe=probe)
-        if len(run.outputs) < transfers_out:
-            raise RuntimeError(f"the graph gave {len(run.outputs)} of {transfers_out} output transfers of image "
-                               f"{image} in {bound} cycles: it deadlocked")
-        if image == 0:
-            start = run.inputs[0]
-        state = model_state(models)
-        yield ImageEnd(image, elapsed + run.outputs[-1] - start, seen.get(state))
-        seen.setdefault(state, image)
-        elapsed += run.cycles
-        image += 1
+
+    def run_image() -> Handshakes:
+        return schedule_graph(models, graph.edges, graph.source, graph.sink, transfers_in * (bound + 1), bound,
+                              outputs=transfers_out, probe=probe)
+
+    return image_ends(run_image, models, transfers_out, "graph")

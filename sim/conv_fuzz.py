@@ -28,7 +28,8 @@ from ..quant.pooling import ExactAvgPool2d
 from ..quant.precision import Precision, conv2d, linear
 from .fuzz import CaseResult, simulate_case
 
-__all__ = ["ConvLayer", "ConvCase", "ConvStack", "random_conv_stack", "draw_conv_case", "check_conv_case", "HEADS"]
+__all__ = ["ConvLayer", "ConvCase", "ConvStack", "random_conv_stack", "draw_conv_case", "check_conv_case", "HEADS",
+           "with_simd", "compile_and_simulate"]
 
 PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha")
 HEADS = ("flatten", "average", "average-accumulators")
@@ -197,17 +198,24 @@ def draw_conv_case(rng: np.random.Generator, *, max_layers: int = 2, max_channel
                     int(rng.integers(1, max_images + 1)), int(rng.integers(0, 2 ** 31)))
 
 
-def _with_pool_simd(graph, pool_simd):
-    pools = iter(pool_simd)
-    return graph.replace([dataclasses.replace(node, simd=next(pools)) if isinstance(node, Pool) else node
+def with_simd(graph, kind: type, simds):
+    """The graph with the given SIMD on its nodes of `kind` (Pool, ElementwiseAdd), in order."""
+    simds = iter(simds)
+    return graph.replace([dataclasses.replace(node, simd=next(simds)) if isinstance(node, kind) else node
                           for node in graph.nodes])
 
 
-def check_conv_case(case: ConvCase, backpressure: tuple[float, float] = (0.3, 0.3)) -> CaseResult:
-    model = random_conv_stack(case)
-    graph = _with_pool_simd(lower_model(model, (case.in_channels, case.size, case.size)), case.pool_simd)
+def compile_and_simulate(case, model: nn.Module, kind: type, simds, backpressure) -> CaseResult:
+    """A random case's model lowered with the case's SIMD on its `kind` nodes and the case's foldings (one per
+    Dense, in graph order), streamed through its design in Amaranth's simulator (hbnn.sim.fuzz.simulate_case) on
+    `case.images` random images."""
+    graph = with_simd(lower_model(model, (case.in_channels, case.size, case.size)), kind, simds)
     names = [layer.name for layer in graph.dense_layers()]
     compiled = compile_graph(graph, dict(zip(names, (Folding(pe, simd) for pe, simd in case.foldings))))
     x = torch.from_numpy(np.random.default_rng(case.seed).random((case.images, case.in_channels, case.size,
                                                                   case.size), dtype=np.float32))
     return simulate_case(case, model, compiled, x, backpressure)
+
+
+def check_conv_case(case: ConvCase, backpressure: tuple[float, float] = (0.3, 0.3)) -> CaseResult:
+    return compile_and_simulate(case, random_conv_stack(case), Pool, case.pool_simd, backpressure)

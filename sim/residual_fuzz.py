@@ -11,7 +11,6 @@ output must equal PyTorch's bit for bit, and latency and every gap must equal th
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,16 +18,15 @@ import torch
 from torch import nn
 
 from ..compiler.check import divisors
-from ..compiler.ir import ElementwiseAdd, Folding, window_output_size
-from ..compiler.lower import lower_model
-from ..compiler.pipeline import compile_graph
+from ..compiler.ir import ElementwiseAdd, window_output_size
 from ..quant.activation_quant import Int8Activation
 from ..quant.layers import ExactBatchNorm2d
 from ..quant.models.blocks import activation_for
 from ..quant.pooling import ExactAvgPool2d
 from ..quant.precision import Precision, conv2d, linear
 from ..quant.residual import QuantAdd, ZeroPadShortcut
-from .fuzz import CaseResult, simulate_case
+from .conv_fuzz import compile_and_simulate
+from .fuzz import CaseResult
 
 __all__ = ["Block", "ResidualCase", "ResidualStack", "random_residual_stack", "draw_residual_case",
            "check_residual_case"]
@@ -190,17 +188,5 @@ def draw_residual_case(rng: np.random.Generator, *, max_blocks: int = 2, max_cha
                         int(rng.integers(1, max_images + 1)), int(rng.integers(0, 2 ** 31)))
 
 
-def _with_add_simd(graph, add_simd):
-    simds = iter(add_simd)
-    return graph.replace([dataclasses.replace(node, simd=next(simds)) if isinstance(node, ElementwiseAdd) else node
-                          for node in graph.nodes])
-
-
 def check_residual_case(case: ResidualCase, backpressure: tuple[float, float] = (0.3, 0.3)) -> CaseResult:
-    model = random_residual_stack(case)
-    graph = _with_add_simd(lower_model(model, (case.in_channels, case.size, case.size)), case.add_simd)
-    names = [layer.name for layer in graph.dense_layers()]
-    compiled = compile_graph(graph, dict(zip(names, (Folding(pe, simd) for pe, simd in case.foldings))))
-    x = torch.from_numpy(np.random.default_rng(case.seed).random((case.images, case.in_channels, case.size,
-                                                                  case.size), dtype=np.float32))
-    return simulate_case(case, model, compiled, x, backpressure)
+    return compile_and_simulate(case, random_residual_stack(case), ElementwiseAdd, case.add_simd, backpressure)

@@ -14,7 +14,7 @@ from hbnn.compiler.pipeline import compile_graph
 from hbnn.quant.layers import ExactBatchNorm2d
 from hbnn.quant.pooling import ExactAvgPool2d
 from hbnn.quant.precision import Precision, conv2d, linear
-from hbnn.sim.conv_fuzz import _with_pool_simd, draw_conv_case, random_conv_stack
+from hbnn.sim.conv_fuzz import draw_conv_case, random_conv_stack, with_simd
 from hbnn.sim.verify import mismatching, wire_order
 
 
@@ -32,7 +32,7 @@ def torch_mismatches(model, graph, x) -> int:
 def test_random_cnns_lower_and_compile_bit_exact(seed):
     case = draw_conv_case(np.random.default_rng(seed))
     model = random_conv_stack(case)
-    graph = _with_pool_simd(lower_model(model, (case.in_channels, case.size, case.size)), case.pool_simd)
+    graph = with_simd(lower_model(model, (case.in_channels, case.size, case.size)), Pool, case.pool_simd)
     x = torch.rand(40, case.in_channels, case.size, case.size)
     assert torch_mismatches(model, graph, x) == 0, case.describe()
     compiled = compile_graph(graph, target_cycles=64)
