@@ -29,7 +29,7 @@ from ..quant.precision import Precision, conv2d, linear
 from .fuzz import CaseResult, simulate_case
 
 __all__ = ["ConvLayer", "ConvCase", "ConvStack", "random_conv_stack", "draw_conv_case", "check_conv_case", "HEADS",
-           "with_simd", "compile_and_simulate"]
+           "with_simd", "compile_and_simulate", "draw_batch_norm"]
 
 PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha")
 HEADS = ("flatten", "average", "average-accumulators")
@@ -122,6 +122,27 @@ class ConvStack(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
+def draw_batch_norm(rng: np.random.Generator, conv: nn.Conv2d, bn: ExactBatchNorm2d, *, last: str) -> None:
+    """Statistics around the conv's typical accumulator, a quarter of the scales negative; the last channel
+    "constant" (scale 0, where there are several channels: a lone constant channel after a ReLU may be all zeros,
+    leaving the next quantizer no scale) or "lifted" (shifted up: positive after a ReLU, so the next int8
+    quantizer always has a scale to learn)."""
+    channels = bn.num_features
+    fan_in = conv.in_channels * conv.kernel_size[0] ** 2
+    typical = np.sqrt(fan_in) * (1 if conv.precision.inputs == "binary" else 0.3)
+    bn.running_mean.copy_(torch.tensor(rng.normal(0, typical, channels), dtype=torch.float32))
+    bn.running_var.copy_(torch.tensor(rng.uniform(0.1, 2, channels) * typical ** 2, dtype=torch.float32))
+    gamma = rng.normal(0, 1, channels)
+    gamma[: channels // 4] = -np.abs(gamma[: channels // 4])
+    if last == "constant" and channels > 1:
+        gamma[-1] = 0.0
+    beta = rng.normal(0, 1, channels)
+    if last == "lifted":
+        beta[-1] = 4 + abs(beta[-1])
+    bn.weight.copy_(torch.tensor(gamma, dtype=torch.float32))
+    bn.bias.copy_(torch.tensor(beta, dtype=torch.float32))
+
+
 def random_conv_stack(case: ConvCase) -> ConvStack:
     """The case's network in eval mode: quantizer scales from one training-mode pass over random pixels, batch
     norms drawn around each layer's typical accumulator (some negative scales, one zero scale per layer of more
@@ -135,17 +156,7 @@ def random_conv_stack(case: ConvCase) -> ConvStack:
         convs = [module for module in model.features if isinstance(module, nn.Conv2d)]
         norms = [module for module in model.features if isinstance(module, ExactBatchNorm2d)]
         for conv, bn in zip(convs, norms):
-            channels = bn.num_features
-            fan_in = conv.in_channels * conv.kernel_size[0] ** 2
-            typical = np.sqrt(fan_in) * (1 if conv.precision.inputs == "binary" else 0.3)
-            bn.running_mean.copy_(torch.tensor(rng.normal(0, typical, channels), dtype=torch.float32))
-            bn.running_var.copy_(torch.tensor(rng.uniform(0.1, 2, channels) * typical ** 2, dtype=torch.float32))
-            gamma = rng.normal(0, 1, channels)
-            gamma[: channels // 4] = -np.abs(gamma[: channels // 4])
-            if channels > 1:  # a lone constant channel after a ReLU may be all zeros: no scale to learn from
-                gamma[-1] = 0.0
-            bn.weight.copy_(torch.tensor(gamma, dtype=torch.float32))
-            bn.bias.copy_(torch.tensor(rng.normal(0, 1, channels), dtype=torch.float32))
+            draw_batch_norm(rng, conv, bn, last="constant")
         if case.head != "average-accumulators":
             # The head's quantizers see what the drawn batch norms make, not what training-mode ones made.
             model.eval()

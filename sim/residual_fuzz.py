@@ -25,7 +25,7 @@ from ..quant.models.blocks import activation_for
 from ..quant.pooling import ExactAvgPool2d
 from ..quant.precision import Precision, conv2d, linear
 from ..quant.residual import QuantAdd, ZeroPadShortcut
-from .conv_fuzz import compile_and_simulate
+from .conv_fuzz import compile_and_simulate, draw_batch_norm
 from .fuzz import CaseResult
 
 __all__ = ["Block", "ResidualCase", "ResidualStack", "random_residual_stack", "draw_residual_case",
@@ -132,17 +132,7 @@ def random_residual_stack(case: ResidualCase) -> ResidualStack:
     norms = [module for module in model.modules() if isinstance(module, ExactBatchNorm2d)]
     with torch.no_grad():
         for conv, bn in zip(convs, norms):  # modules() lists each conv right before its batch norm
-            channels = bn.num_features
-            fan_in = conv.in_channels * conv.kernel_size[0] ** 2
-            typical = np.sqrt(fan_in) * (1 if conv.precision.inputs == "binary" else 0.3)
-            bn.running_mean.copy_(torch.tensor(rng.normal(0, typical, channels), dtype=torch.float32))
-            bn.running_var.copy_(torch.tensor(rng.uniform(0.1, 2, channels) * typical ** 2, dtype=torch.float32))
-            gamma = rng.normal(0, 1, channels)
-            gamma[: channels // 4] = -np.abs(gamma[: channels // 4])
-            beta = rng.normal(0, 1, channels)
-            beta[-1] = 4 + abs(beta[-1])  # one channel positive after a ReLU: the next int8 quantizer has a scale
-            bn.weight.copy_(torch.tensor(gamma, dtype=torch.float32))
-            bn.bias.copy_(torch.tensor(beta, dtype=torch.float32))
+            draw_batch_norm(rng, conv, bn, last="lifted")
         # Quantizer scales learn from training-mode passes; the batch norms keep the drawn statistics.
         model.train()
         for bn in norms:
