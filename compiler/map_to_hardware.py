@@ -108,8 +108,8 @@ class MappedDesign:
                 and list(self.edges) == [Edge(Port(k, 0), Port(k + 1, 0)) for k in range(len(self.stages) - 1)])
 
     def accelerator(self) -> Dataflow | DataflowGraph:
-        """The top component: a Dataflow for a chain, a DataflowGraph otherwise (fresh each call only in the sense
-        that it wraps these stages: elaborate one accelerator per mapping)."""
+        """The top component: a Dataflow for a chain, a DataflowGraph otherwise. Each call wraps the same stage
+        components, so elaborate at most one accelerator per mapping (map again for a second)."""
         components = [stage.component for stage in self.stages]
         if self.is_chain:
             return Dataflow(components)
@@ -210,10 +210,10 @@ class _Mapper:
         self.bypass: list[tuple[int, str]] = []
         # value -> [(port or None for the graph input, transfers per image)], one per reader still to come
         self.ports: dict[str, list[tuple[Port | None, int]]] = {}
-        (name, _), = graph.inputs if len(graph.inputs) == 1 else (None,)
-        if name is None or len(graph.outputs) != 1:
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise GraphError(f"hardware maps one input and one output so far; the graph has {len(graph.inputs)} and "
                              f"{len(graph.outputs)}")
+        (name, _), = graph.inputs
         if self._reader_count(name) != 1:
             raise GraphError(f"the input {name!r} is read {self._reader_count(name)} times; hardware maps one reader "
                              "of the network input")
