@@ -23,7 +23,8 @@ import math
 from ..ir import Bipolar, ChannelPad, Dense, ElementwiseAdd, Folding, Graph, Pool
 
 __all__ = ["set_folding", "default_folding", "pipeline_target", "layer_shapes", "LayerShape", "layer_cycles",
-           "lane_luts", "weight_bram36", "DEFAULT_TARGET_CYCLES", "LANE_LUT_SHARE", "WEIGHT_BRAM_SHARE"]
+           "lane_luts", "weight_bram36", "DEFAULT_TARGET_CYCLES", "LANE_LUT_SHARE", "WEIGHT_BRAM_SHARE",
+           "BRAM_TARGET_LIMIT"]
 
 # The share of a board's LUTs the default folding gives the binary-weight lanes: the rest is for weight and
 # threshold memories, line buffers, converters and control (CNV at BNN-PYNQ's folding: bench/cnv.py).
@@ -31,6 +32,10 @@ LANE_LUT_SHARE = 0.5
 # The share of a board's block RAM the default folding gives the weight memories: threshold memories, line buffers
 # and FIFOs take the rest (small AlexNet, binary, on the PYNQ-Z2: about 30 of 140 BRAM36 outside the weights).
 WEIGHT_BRAM_SHARE = 0.75
+# The block RAM budget raises the target no further than this (about 100 images/s at 100 MHz): weights near the
+# board's block RAM fit only nearly serial foldings (small VGG, binary, on the Ultra96: 57.8 million cycles per
+# image), which nobody wants and whose cycle analysis alone would take hours. The board check refuses those instead.
+BRAM_TARGET_LIMIT = 1 << 20
 
 DEFAULT_TARGET_CYCLES = 32
 
@@ -143,7 +148,8 @@ def pipeline_target(layers: list[Dense], target_cycles: int, dsp_budget: int | N
         foldings = _foldings(shapes, target, overrides)
         fits = ((dsp_budget is None or _multipliers(layers, foldings) <= dsp_budget)
                 and (lut_budget is None or lane_luts(layers, foldings, input_bipolar) <= lut_budget)
-                and (bram_budget is None or weight_bram36(layers, foldings) <= bram_budget))
+                and (bram_budget is None or target >= BRAM_TARGET_LIMIT
+                     or weight_bram36(layers, foldings) <= bram_budget))
         if fits or target >= largest:
             return target
         target = max(target + 1, int(target * 1.05))
