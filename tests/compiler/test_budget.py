@@ -72,3 +72,24 @@ def test_too_many_multipliers_names_the_costliest_int8_layer():
     last = names[-1]
     with pytest.raises(Exception, match=rf"more than the board's 40; the costliest is '{last}' with 10 x 12"):
         compile_model(model, folding={last: Folding(10, 12)}, dsp_budget=40)
+
+
+def test_the_weight_memories_raise_the_target_until_they_fit_the_block_ram_budget():
+    from hbnn.compiler.passes.set_folding import BRAM_TARGET_LIMIT, layer_cycles, layer_shapes, weight_bram36
+
+    model = build_model("alexnet_small", precision="binary", in_channels=1, num_classes=10, image_size=28,
+                        full_precision="int8").eval()
+
+    def folded(bram_budget):
+        graph = compile_model(model, dsp_budget=BOARD.dsps, lut_budget=BOARD.luts // 2, bram_budget=bram_budget)
+        layers = graph.dense_layers()
+        foldings = {layer.name: layer.folding for layer in layers}
+        shapes = layer_shapes(graph)
+        return weight_bram36(layers, foldings), max(layer_cycles(shapes[name], f) for name, f in foldings.items())
+
+    free_bram, free_cycles = folded(None)
+    bram, cycles = folded(160)
+    assert free_bram > 160 >= bram and cycles > free_cycles  # deeper, narrower weight memories: slower
+    # Weights that fit only nearly serially are left to the board check: the raise stops at the limit.
+    bram, cycles = folded(20)
+    assert bram > 20 and cycles <= 2 * BRAM_TARGET_LIMIT
