@@ -157,3 +157,19 @@ def test_a_zero_pad_shortcut_pads_codes_with_the_quantized_zero():
     assert (pad.before, pad.after, pad.pad_code) == (1, 2, 1) and types[pad.inputs[0]].dtype == Bipolar()
     assert types[pad.name].shape == (5, 2, 2)
     assert torch_mismatches(model, compiled, torch.rand(30, 1, 4, 4)) == 0
+
+
+def test_the_manifest_lists_each_residual_add_with_its_bypass_fifo(tmp_path):
+    from hbnn.boards import get_board
+    from hbnn.compiler.build import write_build
+
+    case = ResidualCase(1, 5, ("int8", 4), (Block(4, 1, "binary", "binary", None),), 3,
+                        ((4, 1), (1, 1), (1, 1), (1, 4)), (2,), images=1, seed=5)
+    compiled = compile_graph(lower_model(random_residual_stack(case), (1, 5, 5)), target_cycles=64)
+    manifest = write_build(compiled, tmp_path / "build", get_board("pynq-z2"), {})
+    add, = manifest["residual_adds"]
+    fifo, = add["bypass_fifos"]
+    assert add["name"] == "blocks.0.add.sum" and add["sum"].startswith("int9")
+    assert fifo["edge"] == "blocks.0.add.b -> blocks.0.add.sum" and fifo["depth"] > 2
+    assert fifo["memory_bits"] == (fifo["depth"] - 1) * fifo["elements"] * fifo["element_bits"]
+    assert (tmp_path / "build" / "hbnn_top.v").read_text().count("module ") > 5
