@@ -46,7 +46,7 @@ def test_sim_on_a_folder_that_is_not_a_build(tmp_path, capsys):
     assert "is not an hbnn build folder" in capsys.readouterr().err
 
 
-def test_train_a_zoo_model_resume_and_refuse_to_compile_it(tmp_path, capsys):
+def test_train_a_residual_zoo_model_resume_and_compile_it(tmp_path, capsys):
     checkpoint = tmp_path / "resnet14.pt"
     arguments = ["train", "--dataset", "synthetic", "--model", "resnet14", "--precision", "hybrid",
                  "--shortcuts", "hybrid", "--epochs", "1", "--quiet", "--out", str(checkpoint)]
@@ -59,9 +59,11 @@ def test_train_a_zoo_model_resume_and_refuse_to_compile_it(tmp_path, capsys):
     assert len(checkpoint.with_suffix(".history.csv").read_text().splitlines()) == 2
     assert main(arguments[:-5] + ["--epochs", "2", "--quiet", "--out", str(checkpoint), "--resume"]) == 2
     assert "settings differ (saved, now): {'epochs': (1, 2)}" in capsys.readouterr().err
-    assert main(["compile", str(checkpoint), "--out", str(tmp_path / "b")]) == 2
-    err = capsys.readouterr().err
-    assert "layer 'block2.add'" in err and "a float residual sum has no integer form" in err and "QuantAdd" in err
+    assert main(["compile", str(checkpoint), "--out", str(tmp_path / "b")]) == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    # shortcuts=hybrid: block 2's shortcut is the only residual add, and its short branch gets the bypass FIFO
+    assert [add["name"] for add in manifest["residual_adds"]] == ["block2.add.sum"]
+    assert manifest["residual_adds"][0]["bypass_fifos"]
 
 
 def test_select_writes_a_plan_and_plan_show_reads_it(tmp_path, capsys):

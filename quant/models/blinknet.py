@@ -4,7 +4,8 @@ Stem 3x3 conv-BN-ReLU (16), then three stages (widths 16/32/64) of
     pre-residual 3x3 conv-BN-act (stride 2 in stages 2 and 3: it changes width and size, so the block after it
     can use an identity shortcut) -> residual block x + BN(conv(act(BN(conv(x))))) -> act,
 then global average pooling, dropout and the one linear layer. 32x32 and 28x28 inputs (e.g. Fashion-MNIST,
-in_channels=1) both work.
+in_channels=1) both work. Changed from the paper so that hardware can add exactly: both addends of each residual
+sum are quantized to int8 codes of one shared power-of-two scale first (hbnn.quant.residual.QuantAdd).
 
 Variants:
   fp      every layer at full precision;
@@ -21,6 +22,7 @@ from torch import nn
 
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
+from ..residual import QuantAdd
 from .base import Option, ZooModel, check_probability
 from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size, pool_quant_for
 
@@ -43,11 +45,12 @@ class BlinkStage(nn.Module):
         self.act1 = activation_for(conv2)
         self.conv2 = conv2d(conv2, width, width, 3, padding=1)
         self.bn2 = ExactBatchNorm2d(width)
+        self.add = QuantAdd()
         self.act = activation_for(reader)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pre(x)
-        return self.act(x + self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))
+        return self.act(self.add(x, self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))))
 
 
 class BlinkNet(ZooModel):

@@ -4,6 +4,8 @@
 halves the feature map with stride 2), global average pooling, a 64 -> classes linear layer: 6n+2 = 20 layers
 with n = 3. Shortcuts are option A, parameter-free: identity, or where the shape changes, stride-2 subsampling
 with the new channels zero-padded (half before, half after the old ones), giving the paper's 0.27M parameters.
+Changed from the paper so that hardware can add exactly: both addends of each residual sum are quantized to int8
+codes of one shared power-of-two scale first (hbnn.quant.residual.QuantAdd; one scale parameter per block).
 
 Variants: "fp" (every layer at full precision) and "binary" (all but the stem conv and the final linear layer
 binary). Like every zoo model it takes `layer_precisions` for per-layer plans: {"stage3.2.conv2": "fp",
@@ -20,7 +22,7 @@ from torch import nn
 
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
-from ..residual import ZeroPadShortcut
+from ..residual import QuantAdd, ZeroPadShortcut
 from .base import ZooModel
 from .blocks import activation_for, conv_bn_act, global_average_pool, halved_size, pool_quant_for
 
@@ -50,12 +52,13 @@ class BasicBlock(nn.Module):
         self.bn2 = ExactBatchNorm2d(out_channels)
         changes_shape = stride != 1 or in_channels != out_channels
         self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride) if changes_shape else nn.Identity()
+        self.add = QuantAdd()
         self.act = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.act(out + self.shortcut(x))
+        return self.act(self.add(out, self.shortcut(x)))
 
 
 class CifarResNet20(ZooModel):

@@ -3,7 +3,8 @@
 Stem conv-BN-ReLU (16), three residual blocks of two 3x3 conv-BN-ReLU each (widths 16/32/64; blocks 2 and 3 start
 with stride 2), each shortcut a 1x1 conv (stride as the block's) with BN+ReLU added to the block's output, then
 dropout, global average pooling and the classifier. The sum is not passed through a further ReLU: both addends
-already went through their own activation.
+already went through their own activation. Changed from the paper so that hardware can add exactly: both addends
+are quantized to int8 codes of one shared power-of-two scale before the add (hbnn.quant.residual.QuantAdd).
 
 Options: shortcuts "all" (every block has one), "hybrid" (only block 2: blocks 1 and 3 are plain), "none".
 Variants, our reading of the study:
@@ -22,6 +23,7 @@ from torch import nn
 
 from ..layers import ExactBatchNorm2d
 from ..precision import BINARY, Precision, conv2d, linear
+from ..residual import QuantAdd
 from .base import Option, ZooModel, check_probability, one_of
 from .blocks import activation_for, conv_bn_act, dropout_for, global_average_pool, halved_size, pool_quant_for
 
@@ -51,10 +53,11 @@ class ShortcutBlock(nn.Module):
         self.act2 = activation_for(*readers)
         self.shortcut = conv_bn_act(plan[f"{prefix}.shortcut.conv"], in_channels, width, 1, stride=stride,
                                     activation=activation_for(*readers)) if has_shortcut else None
+        self.add = QuantAdd() if has_shortcut else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))
-        return out if self.shortcut is None else out + self.shortcut(x)
+        return out if self.shortcut is None else self.add(out, self.shortcut(x))
 
 
 class ResNet14(ZooModel):
