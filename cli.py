@@ -47,6 +47,16 @@ def _parse_folding(text: str):
         raise argparse.ArgumentTypeError(f"--folding takes LAYER=PExSIMD, like fc1=4x32, not {text!r}")
 
 
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"--seeds takes distinct non-negative integers like 0,1, not {text!r}")
+    return seeds
+
+
 DEFAULT_WAVE_IMAGES = 4
 DEMO_IMAGES = 1000  # keeps the demo to minutes on Fashion-MNIST's 10,000 test images; digits has 360
 DEMO_CNN_TRAINING_SECONDS = 120.0  # a CNN's epoch takes many minutes on 2 cores; the demo trains for 2 at most
@@ -310,12 +320,13 @@ def cmd_report(args) -> int:
 def cmd_study(args) -> int:
     from dataclasses import replace
 
-    from .quant.study import PRESETS, run_study, with_budget
+    from .quant.study import PRESETS, run_study, with_budget, with_seeds
 
     name = _dataset_name(args.dataset)
-    specs = [replace(spec, full_precision=args.full_precision)
-             for spec in with_budget(PRESETS[args.preset](name), args.budget)]
-    print(f"study {args.preset} on {name}: {len(specs)} runs, {args.budget:g} s of training each, {args.jobs} at a "
+    specs = with_seeds([replace(spec, full_precision=args.full_precision)
+                        for spec in with_budget(PRESETS[args.preset](name), args.budget)], args.seeds)
+    print(f"study {args.preset} on {name}: {len(specs)} runs (seeds {', '.join(map(str, args.seeds))}), "
+          f"{args.budget:g} s of training each, {args.jobs} at a "
           f"time with {args.threads} thread(s) each; results in {args.out}", flush=True)
     rows = run_study(specs, args.out, jobs=args.jobs, threads_per_job=args.threads, progress=not args.quiet)
     print((pathlib.Path(args.out) / "results.md").read_text())
@@ -476,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--full-precision", default="float", choices=["int8", "float"],
                        help="what full-precision layers are (default: float, as in the papers' tables)")
     study.add_argument("--budget", type=float, default=240.0, help="seconds of training per run (default: 240)")
+    study.add_argument("--seeds", type=_parse_seeds, default=[0], metavar="S[,S...]",
+                       help="train every network once per seed (default: 0); the table gives each seed's accuracy "
+                            "and their mean")
     study.add_argument("--jobs", type=int, default=2, help="runs at a time (default: 2)")
     study.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     study.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/study"))

@@ -1,7 +1,8 @@
 """A study: many training runs under one compute budget each, run in parallel processes, tabulated.
 
 Each run is a TrainingSpec; finished runs (checkpoint and result file present) are not redone, so an interrupted
-study continues where it stopped. Results go to OUT/results.csv and OUT/results.md (a markdown table).
+study continues where it stopped. Results go to OUT/results.csv (one row per run) and OUT/results.md (a markdown
+table, one row per network with the seeds' accuracies and their mean).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .experiment import TrainingSpec
 
-__all__ = ["PRESETS", "run_name", "run_study", "markdown_table"]
+__all__ = ["PRESETS", "run_name", "run_study", "markdown_table", "with_seeds"]
 
 
 def _paper_resnets(dataset: str) -> list[TrainingSpec]:
@@ -47,7 +48,7 @@ def _run_one(arguments) -> dict:
     totals = result.metrics.as_dict()["totals"]
     row = {"run": run_name(spec), "model": spec.model, "precision": spec.precision,
            "options": json.dumps(spec.options, sort_keys=True), "full_precision": spec.full_precision,
-           "dataset": spec.dataset, "test_accuracy": round(result.test_accuracy, 4),
+           "dataset": spec.dataset, "seed": spec.seed, "test_accuracy": round(result.test_accuracy, 4),
            "epochs_run": len(result.history),
            "train_seconds": result.history[-1].get("train_seconds_total") if result.history else 0,
            "wall_seconds": round(time.monotonic() - started, 1), "memory_bits": totals["memory_bits"],
@@ -86,14 +87,31 @@ def run_study(specs: list[TrainingSpec], out_dir: str | Path, *, jobs: int = 2, 
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| model | precision | options | test accuracy | memory (bits) | effective 32-bit params | FLOPs | "
-             "BOPs | epochs | training s |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    """One line per network (model, precision, options): each seed's test accuracy, their mean, and the seeds'
+    epochs and training seconds. Rows of one network share the cost columns (memory, FLOPs, BOPs)."""
+    networks: dict[tuple, list[dict]] = {}
     for row in rows:
-        options = ", ".join(f"{k}={v}" for k, v in json.loads(row["options"]).items()) or "-"
-        lines.append(f"| {row['model']} | {row['precision']} | {options} | {row['test_accuracy']:.4f} | "
-                     f"{row['memory_bits']:,} | {row['effective_params_32']:,.0f} | {row['flops']:,.0f} | "
-                     f"{row['bops']:,} | {row['epochs_run']} | {row['train_seconds']} |")
+        networks.setdefault((row["model"], row["precision"], row["options"], row["full_precision"],
+                             row["dataset"]), []).append(row)
+    lines = ["| model | precision | options | test accuracy (mean) | per seed | memory (bits) | effective 32-bit "
+             "params | FLOPs | BOPs | epochs | training s |", "|---|---|---|---:|---|---:|---:|---:|---:|---|---:|"]
+    for (model, precision, options, _, _), runs in networks.items():
+        runs = sorted(runs, key=lambda run: run.get("seed", 0))
+        first = runs[0]
+        options = ", ".join(f"{k}={v}" for k, v in json.loads(options).items()) or "-"
+        mean = sum(run["test_accuracy"] for run in runs) / len(runs)
+        per_seed = " / ".join(f"{run['test_accuracy']:.4f}" for run in runs)
+        epochs = " / ".join(str(run["epochs_run"]) for run in runs)
+        seconds = max(float(run["train_seconds"] or 0) for run in runs)
+        lines.append(f"| {model} | {precision} | {options} | {mean:.4f} | {per_seed} | {first['memory_bits']:,} | "
+                     f"{first['effective_params_32']:,.0f} | {first['flops']:,.0f} | {first['bops']:,} | {epochs} | "
+                     f"{seconds:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def with_seeds(specs: list[TrainingSpec], seeds: list[int]) -> list[TrainingSpec]:
+    """Each spec once per seed, seed-major within a network so that a network's runs sit together."""
+    return [replace(spec, seed=seed) for spec in specs for seed in seeds]
 
 
 def with_budget(specs: list[TrainingSpec], seconds: float, max_epochs: int = 1000) -> list[TrainingSpec]:
