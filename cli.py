@@ -154,13 +154,13 @@ def _layer_cycles(layer) -> int:
     return layer["pixels"] * layer["neuron_folds"] * layer["synapse_folds"]
 
 
-def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dict:
+def step_compile(checkpoint, out_dir, board_name, folding, target_cycles, fit_check: bool = True) -> dict:
     from .boards import get_board
     from .compiler.build import compile_checkpoint
 
     started = time.monotonic()
     graph, manifest = compile_checkpoint(checkpoint, out_dir, get_board(board_name), dict(folding or []),
-                                         target_cycles)
+                                         target_cycles, fit_check)
     seconds = time.monotonic() - started
     rows = [[layer["name"], layer["lane"], f"{layer['out_features']}x{layer['in_features']}", layer["pixels"],
              layer["pe"], layer["simd"], f"{_layer_cycles(layer):,}", layer["dsp_multipliers"],
@@ -181,6 +181,9 @@ def step_compile(checkpoint, out_dir, board_name, folding, target_cycles) -> dic
           f"({_layer_cycles(slowest):,} cycles); output codes {manifest['output']['codes']}"
           + (f", divided by {manifest['output']['divisor']} on the host" if manifest["output"]["divisor"] != 1
              else ""))
+    if not manifest["fits_board"]["fits"]:
+        print(f"warning: built with --no-fit-check for co-simulation and resource reports only; this design does "
+              f"not fit {manifest['board']['name']}: {manifest['fits_board']['why_not']}")
     for add in manifest.get("residual_adds", []):
         for fifo in add["bypass_fifos"]:
             print(f"bypass FIFO {fifo['edge']}: depth {fifo['depth']} x {fifo['elements'] * fifo['element_bits']} "
@@ -270,7 +273,7 @@ def cmd_train(args) -> int:
 
 def cmd_compile(args) -> int:
     step_compile(args.checkpoint, args.out, args.board, args.folding,
-                 target_cycles_for(args.board, args.target_cycles, args.target_fps))
+                 target_cycles_for(args.board, args.target_cycles, args.target_fps), not args.no_fit_check)
     return 0
 
 
@@ -451,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images per second at the board's clock instead of --target-cycles")
     compile_.add_argument("--folding", type=_parse_folding, action="append", metavar="LAYER=PExSIMD",
                           help="override one layer's folding, e.g. fc1=4x32 (repeatable)")
+    compile_.add_argument("--no-fit-check", action="store_true",
+                          help="build even when the design does not fit the board's DSPs, block RAM or LUTs, for "
+                               "co-simulation and resource reports only (the manifest and this command say why it "
+                               "does not fit)")
     compile_.set_defaults(run=cmd_compile)
 
     sim = commands.add_parser("sim", help="co-simulate a build folder in Verilator against PyTorch")

@@ -28,7 +28,7 @@ from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..quant.checkpoint import load_checkpoint
-from .budget import check_board
+from .budget import BoardBudgetError, check_board, node_resources
 from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
 from .ir import Dense, ElementwiseAdd, Folding, Graph, MultiThreshold, Pool, SlidingWindow
@@ -43,7 +43,8 @@ __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_che
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
-MANIFEST_VERSION = 5  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked thresholds
+MANIFEST_VERSION = 6  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked
+# thresholds; 6: fits_board
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
                   "(i+1)*element_bits) of the payload, two's complement when signed; bipolar: 1 means +1")
 
@@ -150,13 +151,21 @@ def _layer_entries(graph: Graph, design: MappedDesign, files: dict[str, str]) ->
 
 
 def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_config: Mapping,
-                checkpoint: str | pathlib.Path | None = None) -> dict:
-    """Writes the whole folder next to OUT, then swaps it in: a failure leaves no half-written build."""
+                checkpoint: str | pathlib.Path | None = None, fit_check: bool = True) -> dict:
+    """Writes the whole folder next to OUT, then swaps it in: a failure leaves no half-written build.
+
+    A design over the board's budget is an error (BoardBudgetError); with fit_check=False it is built anyway, for
+    co-simulation and resource reports, and the manifest's "fits_board" says why it does not fit."""
     out_dir = pathlib.Path(out_dir)
     types = check_graph(graph)
     design = map_design(graph)
     stages = list(design.stages)
-    resources = check_board(stages, board)
+    try:
+        resources, misfit = check_board(stages, board), None
+    except BoardBudgetError as error:
+        if fit_check:
+            raise
+        resources, misfit = node_resources(stages), str(error)
     files: dict[str, str] = {VERILOG: emit_verilog(design.accelerator())}
     layers, pools, adds = _layer_entries(graph, design, files)
     cycles: CycleEstimate = estimate_cycles(design)
@@ -169,6 +178,9 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
         "format": "hbnn-build", "version": MANIFEST_VERSION, "hbnn_version": __version__,
         "top": TOP_NAME, "verilog": VERILOG, "verilog_sha256": _sha256(files[VERILOG]),
         "board": board.as_dict(),
+        "fits_board": {"fits": misfit is None, "why_not": misfit,
+                       "meaning": "hbnn.compiler.budget's estimate; a design that does not fit was built with "
+                                  "--no-fit-check, for co-simulation and resource reports only"},
         "model": dict(model_config),
         "checkpoint": CHECKPOINT if checkpoint is not None else None,
         "input": {**input_format.as_dict(), "packing": STREAM_PACKING, "value": input_name,
@@ -213,12 +225,12 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
 
 def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Path, board: Board,
                        folding: Mapping[str, Folding] | None = None,
-                       target_cycles: int = DEFAULT_TARGET_CYCLES) -> tuple[Graph, dict]:
+                       target_cycles: int = DEFAULT_TARGET_CYCLES, fit_check: bool = True) -> tuple[Graph, dict]:
     model, _ = load_checkpoint(checkpoint)
     graph = compile_model(model, folding, target_cycles, dsp_budget=board.dsps,
                           lut_budget=int(board.luts * LANE_LUT_SHARE),
                           bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
-    return graph, write_build(graph, out_dir, board, model.config(), checkpoint)
+    return graph, write_build(graph, out_dir, board, model.config(), checkpoint, fit_check)
 
 
 def read_manifest(build_dir: str | pathlib.Path) -> dict:

@@ -57,6 +57,24 @@ def test_a_failed_build_leaves_the_previous_folder_whole(tmp_path, tiny_checkpoi
     assert [p.name for p in tmp_path.iterdir()] == ["build"]  # no staging folder left behind
 
 
+def test_a_design_over_the_board_is_refused_or_built_for_simulation_only(tmp_path, tiny_checkpoint):
+    import dataclasses
+
+    from hbnn.compiler.budget import BoardBudgetError
+
+    no_block_ram = dataclasses.replace(get_board("pynq-z2"), bram36=0)
+    with pytest.raises(BoardBudgetError, match=r"BRAM36 \(estimated\), more than the 0 of pynq-z2; the costliest "
+                                               r"layer is 'fc\d'"):
+        compile_checkpoint(tiny_checkpoint, tmp_path / "refused", no_block_ram)
+    assert not (tmp_path / "refused").exists()
+    _, manifest = compile_checkpoint(tiny_checkpoint, tmp_path / "sim-only", no_block_ram, fit_check=False)
+    assert manifest["fits_board"]["fits"] is False and "BRAM36" in manifest["fits_board"]["why_not"]
+    assert read_manifest(tmp_path / "sim-only")["fits_board"] == manifest["fits_board"]
+    assert (tmp_path / "sim-only" / manifest["verilog"]).exists()
+    _, fitting = compile_checkpoint(tiny_checkpoint, tmp_path / "fits", get_board("pynq-z2"), fit_check=False)
+    assert fitting["fits_board"]["fits"] is True and fitting["fits_board"]["why_not"] is None
+
+
 def test_missing_folder_is_a_clear_error(tmp_path):
     try:
         read_manifest(tmp_path)
@@ -68,5 +86,5 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_a_build_folder_of_another_manifest_version_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "hbnn-build", "version": 1}))
-    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 5: compile the checkpoint"):
+    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 6: compile the checkpoint"):
         read_manifest(tmp_path)
