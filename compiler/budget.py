@@ -2,8 +2,9 @@
 
 The compiler calls `check_board` before it writes anything: a design over the board's DSPs, block RAM or LUTs is
 an error that names the resource, the layer that costs most of it and what to change, not a build that fails later in
-Vivado. DSPs are the int8 multiply lanes (one DSP48 each). Block RAM is cost_model.block_ram36 of every memory
-deeper than LUT_DEPTH words: weight ROMs, threshold stages, FIFOs and sliding-window line buffers. LUTs are the
+Vivado. DSPs are the int8 multiply lanes (one DSP48 each). Block RAM is hw.memory_style.memory_block_ram36 of
+every memory deeper than LUT_DEPTH words (ROMs split in depth where that saves block RAM): weight ROMs, threshold
+stages, FIFOs and sliding-window line buffers. LUTs are the
 lanes' share only (cost_model's per-lane coefficients), the term the folding pass budgets: routing, control, ROMs in
 LUTs and the rest come on top, so a design can pass here and still not fit after synthesis (`hbnn report` says).
 """
@@ -13,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..boards import Board
-from ..hw.memory_style import LUT_DEPTH
+from ..hw.memory_style import memory_block_ram36
 from ..hw.add_join import AddJoin
 from ..hw.mvau import Mvau
 from ..hw.pool import WindowReduce
 from ..hw.sliding_window import SlidingWindow
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from .check import GraphError
-from .cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE, _memories, _stream_layout, block_ram36
+from .cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE, _memories, _stream_layout
 
 __all__ = ["NodeResources", "layer_groups", "node_resources", "check_board", "BoardBudgetError"]
 
@@ -39,11 +40,12 @@ class NodeResources:
     lane_luts: float  # estimate of the lanes alone
 
 
-def _buffer_memories(component) -> tuple[tuple[int, int], ...]:
+def _buffer_memories(component) -> tuple[tuple[int, int, bool], ...]:
+    """(depth, width, writable) of the component's memories, a sliding window's line buffer included."""
     if isinstance(component, SlidingWindow):
         depth = component.buffer_rows * component.width * component.channels // component.simd
-        return ((depth, _stream_layout(component, "i_stream").size),)
-    return tuple((depth, width) for depth, width, _ in _memories(component))
+        return ((depth, _stream_layout(component, "i_stream").size, True),)
+    return _memories(component)
 
 
 def layer_groups(stages: Sequence) -> list[tuple[str, list]]:
@@ -73,7 +75,8 @@ def _resources(node: str, group: list) -> NodeResources:
             lanes = component.pe * component.simd
             dsps += lanes if component.lane == "multiply" else 0
             luts += lanes * LANE_LUTS[component.lane]
-        bram += sum(block_ram36(depth, width) for depth, width in _buffer_memories(component) if depth > LUT_DEPTH)
+        bram += sum(memory_block_ram36(depth, width, writable=writable)
+                    for depth, width, writable in _buffer_memories(component))
     return NodeResources(node, int(dsps), bram, luts)
 
 

@@ -24,7 +24,8 @@ target and DSP budget), maps it with `map_stages` and reads the answer off the m
   of `hbnn report`), a linear model over terms of the mapped stages. It leaves out LUTs used as memory (the FIFOs'
   and input buffers' shallow memories go to LUT RAM) and block RAM.
 * bram36: an ESTIMATE of the block RAM (BRAM36 units; a RAMB18 counts 0.5) of the memories deeper than
-  hbnn.hw.memory_style.LUT_DEPTH words, from their depths and widths (`block_ram36`): equal to Yosys' count on
+  hbnn.hw.memory_style.LUT_DEPTH words, from their depths and widths (`memory_block_ram36`: ROMs split in depth
+  where that saves block RAM, hbnn.hw.segmented_rom): equal to Yosys' count on
   every calibration design but one (16.5 for 16). Deep threshold stages in front of int8 layers dominate it, and
   the dummy T = 255 makes it an upper bound there (16.5 for a compiled network's 9.5 in the table below).
 
@@ -57,13 +58,12 @@ model that priced them at 0 would be wrong silently.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..hw.memory_style import LUT_DEPTH
+from ..hw.memory_style import LUT_DEPTH, block_ram36, memory_block_ram36
 from ..hw.mvau import Mvau
 from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
@@ -342,26 +342,9 @@ def _memories(component) -> tuple[tuple[int, int, bool], ...]:
     return ()
 
 
-# Block RAM aspect ratios (depth, width): RAMB18E1 and RAMB36E1 with parity bits where a width has them.
-RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
-
-
-def block_ram36(depth: int, width: int) -> float:
-    """BRAM36 units (a RAMB18 counts 0.5) of one memory in block RAM: the fewest RAMB36 and RAMB18 side by side
-    that hold `width` bits at `depth` words (memories deeper than 32K words as a cascade of 32K-word slices)."""
-    if depth > RAMB36_SHAPES[-1][0]:
-        return math.ceil(depth / RAMB36_SHAPES[-1][0]) * block_ram36(RAMB36_SHAPES[-1][0], width)
-    wide36 = next(widest for deepest, widest in RAMB36_SHAPES if depth <= deepest)
-    wide18 = next((widest for deepest, widest in RAMB18_SHAPES if depth <= deepest), 0)
-    if not wide18:
-        return float(math.ceil(width / wide36))
-    return min(whole + 0.5 * math.ceil(max(0, width - whole * wide36) / wide18)
-               for whole in range(math.ceil(width / wide36) + 1))
-
-
 def _block_ram(component) -> float:
-    return sum(block_ram36(depth, width) for depth, width, _ in _memories(component) if depth > LUT_DEPTH)
+    return sum(memory_block_ram36(depth, width, writable=writable)
+               for depth, width, writable in _memories(component))
 
 
 def _rom_bits(component) -> int:

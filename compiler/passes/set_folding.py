@@ -119,16 +119,14 @@ def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipola
 
 def weight_bram36(layers: list[Dense], foldings: Mapping[str, Folding]) -> float:
     """BRAM36 of the weight memories at these foldings (hbnn.hw.mvau: one word of PE x SIMD weights per address,
-    (MH/PE) x (MW/SIMD) addresses; block RAM when deeper than LUT_DEPTH)."""
-    from ...hw.memory_style import LUT_DEPTH
-    from ..cost_model import block_ram36  # the cost model itself folds with this pass
+    (MH/PE) x (MW/SIMD) addresses; block RAM when deeper than LUT_DEPTH, split in depth where that saves some)."""
+    from ...hw.memory_style import memory_block_ram36
 
     total = 0.0
     for layer in layers:
         folding = foldings[layer.name]
         depth = (layer.out_features // folding.pe) * (layer.in_features // folding.simd)
-        if depth > LUT_DEPTH:
-            total += block_ram36(depth, folding.pe * folding.simd * (1 if layer.weight_kind == "binary" else 8))
+        total += memory_block_ram36(depth, folding.pe * folding.simd * (1 if layer.weight_kind == "binary" else 8))
     return total
 
 

@@ -104,3 +104,15 @@ def test_bad_parameters_are_refused():
         Mvau(weights=np.ones((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=3)
     with pytest.raises(ValueError, match="binary weights must be -1 or"):
         Mvau(weights=np.zeros((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=1)
+
+
+def test_a_weight_rom_split_in_depth_reads_every_segment():
+    """4,608 words of 64 bits: block RAM segments of 4,096 and 512 words (hbnn.hw.memory_style.rom_segments)."""
+    from hbnn.hw.memory_style import rom_segments
+
+    rng = np.random.default_rng(9)
+    weights, x = random_layer(rng, 384, 768, "binary", "bipolar", images=2)
+    dut = Mvau(weights=weights, weight_kind="binary", input_kind="bipolar", pe=8, simd=8)
+    assert rom_segments(dut.neuron_folds * dut.synapse_folds, 64) == (4096, 512)
+    out, _, _ = run(dut, x, input_gaps=0.2, output_stalls=0.2, seed=1)
+    np.testing.assert_array_equal(out, x @ weights.T)
