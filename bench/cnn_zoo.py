@@ -1,15 +1,17 @@
-"""The zoo's plain CNNs in hardware, end to end: train, compile, co-simulate, synthesize (docs/hardware.md).
+"""The zoo's CNNs in hardware, end to end: train, compile, co-simulate, synthesize (docs/hardware.md).
 
     .venv/bin/python bench/cnn_zoo.py [--dataset auto] [--budget 120] [--count 1000] [--max-cycles 60e6]
                                       [--out runs/cnn-zoo] [--networks cnv-binary,nin-fp,...] [--no-synthesis]
 
 For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp and binary;
-ResNet-14 without shortcuts fp, hybrid and binary), with int8 as the full precision, it trains for --budget seconds
+ResNet-14 without shortcuts fp, hybrid and binary; and the residual ones: ResNet-14 with all or hybrid shortcuts,
+BlinkNet fp, hybrid and binary, cResNet-20 fp), with int8 as the full precision, it trains for --budget seconds
 (`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
 when Fashion-MNIST is not installed, compiles with the default folding (the board's DSPs, half its LUTs for the
 lanes and three quarters of its block RAM for the weights) for the first board it fits of PYNQ-Z2, Ultra96, KV260
 and ZCU104 (the row names it; a network that fits none is built for the ZCU104 anyway, `hbnn compile
---no-fit-check`, co-simulated and synthesized, and its row gives the compiler's reason), co-simulates the first --count test images in Verilator undisturbed (outputs and cycles)
+--no-fit-check`, co-simulated and synthesized, and its row gives the compiler's reason), co-simulates the first
+--count test images in Verilator undisturbed (outputs and cycles)
 and the first 100 with random back-pressure (outputs), cross-checks the first two with the cocotb bench, and
 synthesizes with Yosys. Prints one markdown row per network as it finishes, then the
 table. A network whose checkpoint exists in --out is not trained again.
@@ -49,6 +51,11 @@ NETWORKS = {  # name: (model, variant, options, needs 32x32)
     "resnet14-fp": ("resnet14", "fp", ["--shortcuts", "none"], False),
     "resnet14-hybrid": ("resnet14", "hybrid", ["--shortcuts", "none"], False),
     "resnet14-binary": ("resnet14", "binary", ["--shortcuts", "none"], False),
+    # Residual networks (issue 11): integer residual adds through QuantAdd, bypass FIFOs sized by the cycle model.
+    **{f"resnet14-{variant}-shortcuts-{shortcuts}": ("resnet14", variant, ["--shortcuts", shortcuts], False)
+       for variant in ("fp", "hybrid", "binary") for shortcuts in ("all", "hybrid")},
+    **{f"blinknet-{variant}": ("blinknet", variant, [], False) for variant in ("fp", "hybrid", "binary")},
+    "cresnet20-fp": ("cresnet20", "fp", [], False),
 }
 BOARDS = ("pynq-z2", "ultra96", "kv260", "zcu104")  # by size; each network goes to the first it fits
 HEADER = ("| network | variant | dataset | accuracy PyTorch = hardware | images | mismatches (+min(100, images) "
@@ -123,7 +130,9 @@ def main() -> int:
         accuracy = (f"{result.torch_accuracy:.4f} = {result.hardware_accuracy:.4f}"
                     if result.torch_accuracy == result.hardware_accuracy
                     else f"{result.torch_accuracy:.4f} != {result.hardware_accuracy:.4f}")
-        rows.append(f"| {model} | {variant} | {dataset} | {accuracy} | {images} | {mismatches} | "
+        label = variant + "".join(f", {flag.removeprefix('--')} {value}"
+                                  for flag, value in zip(options[::2], options[1::2]) if value != "none")
+        rows.append(f"| {model} | {label} | {dataset} | {accuracy} | {images} | {mismatches} | "
                     f"{result.latency:,} = {result.predicted_latency:,} | {result.initiation_interval:,} = "
                     f"{result.predicted_initiation_interval:,} | {board.clock_mhz * 1e6 / interval:,.0f} | "
                     f"{slowest['name']} | {board.name} | {luts} | "
