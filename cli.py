@@ -463,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--no-fit-check", action="store_true",
                           help="build even when the design does not fit the board's DSPs, block RAM or LUTs, for "
                                "co-simulation and resource reports only (the manifest and this command say why it "
-                               "does not fit)")
+                               "does not fit); such a design is folded for the DSP and LUT budgets alone")
     compile_.set_defaults(run=cmd_compile)
 
     sim = commands.add_parser("sim", help="co-simulate a build folder in Verilator against PyTorch")

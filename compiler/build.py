@@ -229,11 +229,26 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
 def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Path, board: Board,
                        folding: Mapping[str, Folding] | None = None,
                        target_cycles: int = DEFAULT_TARGET_CYCLES, fit_check: bool = True) -> tuple[Graph, dict]:
+    """`hbnn compile`. With fit_check=False a design that does not fit the board is built anyway (write_build), and
+    at the folding the DSP and LUT budgets give: the block-RAM budget's slower folding is for fitting, and a design
+    that does not fit gains nothing from it but a longer co-simulation."""
     model, _ = load_checkpoint(checkpoint)
-    graph = compile_model(model, folding, target_cycles, dsp_budget=board.dsps,
-                          lut_budget=int(board.luts * LANE_LUT_SHARE),
-                          bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
+    budgets = {"dsp_budget": board.dsps, "lut_budget": int(board.luts * LANE_LUT_SHARE)}
+    graph = compile_model(model, folding, target_cycles, **budgets, bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
+    if not fit_check and not _fits(graph, board):
+        graph = compile_model(model, folding, target_cycles, **budgets)
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint, fit_check)
+
+
+def _fits(graph: Graph, board: Board) -> bool:
+    stages = list(map_design(graph).stages)
+    for stage in stages:
+        stage.component._MustUse__silence = True  # priced, never elaborated: not a forgotten design
+    try:
+        check_board(stages, board)
+    except BoardBudgetError:
+        return False
+    return True
 
 
 def read_manifest(build_dir: str | pathlib.Path) -> dict:

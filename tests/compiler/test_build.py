@@ -73,6 +73,9 @@ def test_a_design_over_the_board_is_refused_or_built_for_simulation_only(tmp_pat
     assert (tmp_path / "sim-only" / manifest["verilog"]).exists()
     _, fitting = compile_checkpoint(tiny_checkpoint, tmp_path / "fits", get_board("pynq-z2"), fit_check=False)
     assert fitting["fits_board"]["fits"] is True and fitting["fits_board"]["why_not"] is None
+    # Built at the DSP and LUT budgets' folding, not slowed for block RAM it cannot have anyway.
+    assert [(layer["pe"], layer["simd"]) for layer in manifest["layers"]] == [
+        (layer["pe"], layer["simd"]) for layer in fitting["layers"]]
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
