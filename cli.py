@@ -198,7 +198,10 @@ def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed, prog
     from .sim.verify import verify_build
 
     build_dir = pathlib.Path(build_dir)
-    read_manifest(build_dir)
+    manifest = read_manifest(build_dir)
+    if not manifest["fits_board"]["fits"]:
+        print(f"note: this build does not fit {manifest['board']['name']} (compiled with --no-fit-check): "
+              f"{manifest['fits_board']['why_not']}", flush=True)
     _, meta = load_checkpoint(build_dir / CHECKPOINT)
     name = dataset_name or meta.get("dataset") or "digits"
     dataset = load_dataset(name, data_root or meta.get("data_root"))
