@@ -293,7 +293,7 @@ def _memory_rows(manifest) -> list[list]:
     rows = []
     for layer in manifest["layers"]:
         weights = layer["weight_memory"]
-        rows.append([layer["name"], "weights", f"{weights['depth']} x {weights['word_bits']}", _style(weights)])
+        rows.append([layer["name"], "weights", f"{weights['depth']} x {weights['word_bits']}", weights["style"]])
         rows += _threshold_rows(layer["name"], layer, layer["accumulator_bits"])
     for add in manifest.get("residual_adds", []):
         rows += _threshold_rows(add["name"], add, int(add["sum"].split("*")[0].removeprefix("int")))
@@ -308,14 +308,8 @@ def _threshold_rows(name: str, entry: dict, accumulator_bits: int) -> list[list]
     for threshold in ([entry["threshold"]] if "threshold" in entry else []) + entry.get("forked_thresholds", []):
         for stage, memory in enumerate(threshold["stage_memories"]):
             rows.append([name, f"thresholds {threshold['node']}, stage {stage} (per lane)",
-                         f"{memory['depth']} x {accumulator_bits + 1}", _style(memory)])
+                         f"{memory['depth']} x {accumulator_bits + 1}", memory["style"]])
     return rows
-
-
-def _style(memory: dict) -> str:
-    """"block", or "block in segments of 4096 + 512 words" for a ROM split in depth (hbnn.hw.segmented_rom)."""
-    segments = memory.get("segments", [memory["depth"]])
-    return memory["style"] + (f" in segments of {' + '.join(map(str, segments))} words" if len(segments) > 1 else "")
 
 
 def cmd_report(args) -> int:

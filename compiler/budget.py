@@ -3,7 +3,7 @@
 The compiler calls `check_board` before it writes anything: a design over the board's DSPs, block RAM or LUTs is
 an error that names the resource, the layer that costs most of it and what to change, not a build that fails later in
 Vivado. DSPs are the int8 multiply lanes (one DSP48 each). Block RAM is hw.memory_style.memory_block_ram36 of
-every memory deeper than LUT_DEPTH words (ROMs split in depth where that saves block RAM): weight ROMs, threshold
+every memory deeper than LUT_DEPTH words (a ROM counted split in depth, as Yosys maps it): weight ROMs, threshold
 stages, FIFOs and sliding-window line buffers. LUTs are the
 lanes' share only (cost_model's per-lane coefficients), the term the folding pass budgets: routing, control, ROMs in
 LUTs and the rest come on top, so a design can pass here and still not fit after synthesis (`hbnn report` says).

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from .. import __version__
 from ..boards import Board
-from ..hw.memory_style import memory_style, rom_segments
+from ..hw.memory_style import memory_style
 from ..hw.mvau import ELEMENT_FORMATS, Mvau
 from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.stream_fifo import StreamFifo
@@ -43,8 +43,8 @@ __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_che
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
-MANIFEST_VERSION = 7  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked
-# thresholds; 6: fits_board; 7: block RAM segments of each ROM
+MANIFEST_VERSION = 6  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked
+# thresholds; 6: fits_board
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
                   "(i+1)*element_bits) of the payload, two's complement when signed; bipolar: 1 means +1")
 
@@ -71,9 +71,7 @@ def _threshold_entry(node: MultiThreshold, unit: ThresholdUnit, files: dict[str,
     return {
         "node": node.name, "thresholds_per_channel": int(node.thresholds.shape[1]), "stages": unit.stages,
         "output_codes": [node.base, node.base + int(node.thresholds.shape[1])], "file": thresholds_file,
-        "stage_memories": [{"depth": depth, "style": memory_style(depth),
-                            "segments": list(rom_segments(depth, unit.accumulator_bits + 1))}
-                           for depth in _stage_depths(unit)],
+        "stage_memories": [{"depth": depth, "style": memory_style(depth)} for depth in _stage_depths(unit)],
         "sha256": _sha256(files[thresholds_file]),
     }
 
@@ -91,8 +89,7 @@ def _layer_entry(dense: Dense, mvau: Mvau, types, files: dict[str, str]) -> dict
         "accumulator_bits": mvau.accumulator_bits, "dsp_multipliers": mvau.pe * mvau.simd if mvau.lane == "multiply"
         else 0,
         "weight_memory": {"file": weights_file, "word_bits": word_bits, "depth": depth,
-                          "style": memory_style(depth), "segments": list(rom_segments(depth, word_bits)),
-                          "sha256": _sha256(files[weights_file])},
+                          "style": memory_style(depth), "sha256": _sha256(files[weights_file])},
     }
 
 

@@ -24,8 +24,8 @@ target and DSP budget), maps it with `map_stages` and reads the answer off the m
   of `hbnn report`), a linear model over terms of the mapped stages. It leaves out LUTs used as memory (the FIFOs'
   and input buffers' shallow memories go to LUT RAM) and block RAM.
 * bram36: an ESTIMATE of the block RAM (BRAM36 units; a RAMB18 counts 0.5) of the memories deeper than
-  hbnn.hw.memory_style.LUT_DEPTH words, from their depths and widths (`memory_block_ram36`: ROMs split in depth
-  where that saves block RAM, hbnn.hw.segmented_rom): equal to Yosys' count on
+  hbnn.hw.memory_style.LUT_DEPTH words, from their depths and widths (`memory_block_ram36`: a ROM counted as
+  split in depth across block RAM shapes where that is cheaper, as Yosys maps it): equal to Yosys' count on
   every calibration design but one (16.5 for 16). Deep threshold stages in front of int8 layers dominate it, and
   the dummy T = 255 makes it an upper bound there (16.5 for a compiled network's 9.5 in the table below).
 

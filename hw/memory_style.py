@@ -6,12 +6,13 @@ on a 256 x 256 binary MVU (PE = SIMD = 16, weight memory 256 words of 256 bits) 
 by its own choice and in 617 LUTs plus 4 BRAM36 when told (bench/mvu.py). Yosys reads the choice from the
 ram_style / rom_style attributes.
 
-How many block RAMs a memory takes (`block_ram36`) follows from the RAMB36/RAMB18 aspect ratios: a memory is as
-many side by side as its width needs at the widest shape deep enough. A depth just past a power of two wastes most
-of that: 18,432 words x 128 bits take the 32K x 1 shape, 128 BRAM36 for 64 BRAM36 of bits. A ROM therefore splits
-in depth where that is cheaper (`rom_segments`: 16,384 + 2,048 words, 64 + 8 BRAM36), each segment at its own
-shape, with a registered select muxing the segments' outputs (hbnn.hw.segmented_rom). Writable memories (FIFOs,
-line buffers, input buffers) stay whole.
+How many block RAMs a memory takes follows from the RAMB36/RAMB18 aspect ratios (`block_ram36`: as many side by
+side as the width needs, at the widest shape deep enough). A depth just past a power of two would waste most of
+them, 4,608 words x 64 bits taking the 8K x 4 shape, 16 BRAM36 for 8 BRAM36 of bits; Yosys instead splits such a
+memory in depth across shapes and maps it to 8. The estimate for a ROM (`memory_block_ram36`) therefore counts the
+cheapest split into up to three segments (`rom_segments`: 4,096 + 512 words, 8.5 BRAM36), which Yosys met or
+beat on every memory checked (tests/hw/test_memory_style.py); writable memories (FIFOs, line buffers) are counted
+whole.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def memory_attrs(depth: int, *, writable: bool = False) -> dict[str, str]:
 # Block RAM aspect ratios (depth, width): RAMB18E1 and RAMB36E1 with parity bits where a width has them.
 RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
-MAX_ROM_SEGMENTS = 3  # each further segment adds a mux level on every output bit
+MAX_ROM_SEGMENTS = 3  # enough to come within half a BRAM36 of Yosys on the memories checked
 
 
 def block_ram36(depth: int, width: int) -> float:
@@ -67,16 +68,16 @@ def _cheapest_split(depth: int, width: int, segments: int) -> tuple[float, tuple
 
 
 def rom_segments(depth: int, width: int) -> tuple[int, ...]:
-    """The depths a block-RAM ROM splits into, first segment at address 0: powers of two of at least 512 words
-    (the shallowest block RAM shape) and the rest (deeper than LUT_DEPTH, so in block RAM too), up to
-    MAX_ROM_SEGMENTS, where that takes fewer block RAMs than the whole; (depth,) otherwise and for a ROM in LUTs."""
+    """The depth split the estimate counts for a block-RAM ROM: powers of two of at least 512 words (the shallowest
+    block RAM shape) and the rest (deeper than LUT_DEPTH), up to MAX_ROM_SEGMENTS, where that takes fewer block RAMs
+    than the whole; (depth,) otherwise and for a ROM in LUTs. The hardware keeps one memory; Yosys splits it."""
     if depth <= LUT_DEPTH:
         return (depth,)
     return _cheapest_split(depth, width, MAX_ROM_SEGMENTS)[1]
 
 
 def memory_block_ram36(depth: int, width: int, *, writable: bool = False) -> float:
-    """Block RAM of one memory as hbnn builds it: 0 in LUTs (LUT_DEPTH words or fewer), a ROM segment by segment
+    """Estimated block RAM of one memory: 0 in LUTs (LUT_DEPTH words or fewer), a ROM as its cheapest depth split
     (rom_segments), a writable memory whole."""
     if depth <= LUT_DEPTH:
         return 0.0

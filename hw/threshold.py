@@ -14,13 +14,14 @@ output register is full and not taken.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .handshake import HandshakeModel
+from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
-from .segmented_rom import add_rom
 
 __all__ = ["MultiThreshold", "MultiThresholdHandshake"]
 
@@ -152,9 +153,10 @@ class MultiThreshold(wiring.Component):
 
         # Descending flags per fold, read with stage 0's thresholds. Memories are at least two words deep: a
         # one-word memory has a zero-width address, which the Verilog backend writes as [-1:0].
-        descending_port = add_rom(m, "descending", width=pe, depth=folds,
-                                  init=[sum(int(self._descending[f * pe + j]) << j for j in range(pe))
-                                        for f in range(folds)])
+        m.submodules.descending = descending = Memory(
+            shape=unsigned(pe), depth=max(folds, 2), attrs=memory_attrs(folds),
+            init=[sum(int(self._descending[f * pe + j]) << j for j in range(pe)) for f in range(folds)])
+        descending_port = descending.read_port()
         m.d.comb += [descending_port.en.eq(advance), descending_port.addr.eq(fold)]
 
         # Stage registers: valid, fold, and per lane the key (raw accumulator in stage 0) and the level so far.
@@ -177,8 +179,10 @@ class MultiThreshold(wiring.Component):
         for s in range(stages):
             bit = stages - 1 - s
             for j in range(pe):
-                port = add_rom(m, f"stage{s}_lane{j}", width=self._accumulator_bits + 1, depth=folds << s,
-                               init=self._stage_words(s, j))
+                memory = Memory(shape=unsigned(self._accumulator_bits + 1), depth=max(folds << s, 2),
+                                init=self._stage_words(s, j), attrs=memory_attrs(folds << s))
+                m.submodules[f"stage{s}_lane{j}"] = memory
+                port = memory.read_port()
                 m.d.comb += port.en.eq(advance)
                 # The address comes from the previous stage's result, so the data arrives with that result.
                 if s == 0:

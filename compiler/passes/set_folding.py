@@ -119,7 +119,7 @@ def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipola
 
 def weight_bram36(layers: list[Dense], foldings: Mapping[str, Folding]) -> float:
     """BRAM36 of the weight memories at these foldings (hbnn.hw.mvau: one word of PE x SIMD weights per address,
-    (MH/PE) x (MW/SIMD) addresses; block RAM when deeper than LUT_DEPTH, split in depth where that saves some)."""
+    (MH/PE) x (MW/SIMD) addresses; block RAM when deeper than LUT_DEPTH, counted as Yosys splits it in depth)."""
     from ...hw.memory_style import memory_block_ram36
 
     total = 0.0

@@ -89,5 +89,5 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_a_build_folder_of_another_manifest_version_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "hbnn-build", "version": 1}))
-    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 7: compile the checkpoint"):
+    with pytest.raises(ValueError, match="version-1 build folder; this hbnn reads version 6: compile the checkpoint"):
         read_manifest(tmp_path)

@@ -106,8 +106,8 @@ def test_bad_parameters_are_refused():
         Mvau(weights=np.zeros((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=1)
 
 
-def test_a_weight_rom_split_in_depth_reads_every_segment():
-    """4,608 words of 64 bits: block RAM segments of 4,096 and 512 words (hbnn.hw.memory_style.rom_segments)."""
+def test_a_weight_rom_just_past_a_power_of_two_deep():
+    """4,608 words of 64 bits, the depth the block-RAM estimate counts as 4,096 + 512 (memory_style.rom_segments)."""
     from hbnn.hw.memory_style import rom_segments
 
     rng = np.random.default_rng(9)
