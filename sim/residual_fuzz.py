@@ -11,6 +11,8 @@ output must equal PyTorch's bit for bit, and latency and every gap must equal th
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +142,21 @@ def random_residual_stack(case: ResidualCase) -> ResidualStack:
         for _ in range(3):
             model(torch.rand(64, case.in_channels, case.size, case.size))
     return model.eval()
+
+
+def dead_quantizers(model: nn.Module) -> list[str]:
+    """The int8 quantizers whose calibration saw only zeros (a ReLU over all-negative values): Brevitas leaves them a
+    1e-10 floor instead of a power-of-two scale, which no hardware maps (the compiler refuses it, naming the layer).
+    A drawn case with one is degenerate, not a compiler bug."""
+    from ..quant.activation_quant import Int8Activation
+
+    dead = []
+    for path, module in model.named_modules():
+        if isinstance(module, Int8Activation):
+            _, scale = module.codes(torch.ones(1, 1, 1, 1))
+            if math.frexp(float(scale))[0] != 0.5:
+                dead.append(path)
+    return dead
 
 
 def draw_residual_case(rng: np.random.Generator, *, max_blocks: int = 2, max_channels: int = 6, max_size: int = 6,
