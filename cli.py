@@ -218,6 +218,34 @@ def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed, prog
     return result
 
 
+def step_package(build_dir, out_dir, board, synthesis, check, seed):
+    from .boards.package import package_build
+
+    build_dir, out_dir = pathlib.Path(build_dir), pathlib.Path(out_dir)
+    print(f"packaging {build_dir} -> {out_dir}" + (" (Yosys on the AXI-Stream top...)" if synthesis else ""),
+          flush=True)
+    spec = package_build(build_dir, out_dir, board=board, synthesis=synthesis)
+    result = None
+    if check:
+        from .compiler.build import CHECKPOINT
+        from .quant import load_checkpoint, load_dataset
+        from .sim.axi_transport import check_deployment, pixels_of
+        from .sim.flow_control import FlowControl
+        from .sim.verify import BACKPRESSURE
+
+        _, meta = load_checkpoint(build_dir / CHECKPOINT)
+        name = meta.get("dataset") or "digits"
+        dataset = load_dataset(name, meta.get("data_root"))
+        count = min(check, len(dataset.test_x))
+        print(f"running the driver on {count} {name} test images against the simulated accelerator (Verilator, "
+              "random TVALID gaps and TREADY stalls, batches of up to 64 images)...", flush=True)
+        result = check_deployment(out_dir, build_dir / CHECKPOINT, pixels_of(dataset.test_x[:count]),
+                                  dataset.test_y[:count].numpy(), flow=FlowControl(*BACKPRESSURE, seed=seed),
+                                  batch_images=min(64, spec["max_batch_images"]))
+        (out_dir / "check.json").write_text(json.dumps({**result, "dataset": name}, indent=2) + "\n")
+    return spec, result
+
+
 def step_report(build_dir):
     from .compiler.build import read_manifest
     from .hw.synthesis import synthesize
@@ -321,6 +349,33 @@ def cmd_report(args) -> int:
     _print_table(["layer", "memory", "words x bits", "style (block: BRAM; logic/distributed: LUTs)"],
                  _memory_rows(read_manifest(args.build)))
     return 0
+
+
+def cmd_package(args) -> int:
+    spec, result = step_package(args.build, args.out, args.board, not args.no_synthesis, args.check, args.seed)
+    resources = spec["resources"]
+    rows = [["board", f"{spec['board']} ({spec['part']}), {spec['clock_mhz']:g} MHz", ""],
+            ["DMA words (bytes)", spec["input"]["dma_bytes"], "AXI DMA in simple mode, one transfer per batch"],
+            ["input frame (bytes/image)", spec["input"]["image_bytes"],
+             f"{spec['input']['transfers']} transfers of {spec['input']['transfer_bytes']} bytes"],
+            ["output frame (bytes/image)", spec["output"]["image_bytes"],
+             f"{spec['output']['transfers']} transfers of {spec['output']['transfer_bytes']} bytes"],
+            ["largest batch (images)", spec["max_batch_images"], "2^26 - 1 bytes per DMA transfer"]]
+    for part in ("axi_top", "accelerator"):
+        if resources[part]:
+            r = resources[part]
+            rows.append([f"{part.replace('_', ' ')} (Yosys)", f"{r['luts']} LUT, {r['flip_flops']} FF, "
+                         f"{r['dsps']} DSP, {r['bram36']} BRAM36", ""])
+    if result is not None:
+        rows += [["driver check, images", result["images"], "hbnn_driver.py on the verilated AXI-Stream top"],
+                 ["mismatches", result["mismatches"],
+                  f"of {result['outputs_compared']} scores against PyTorch"
+                  + (": bit-exact" if result["mismatches"] == 0 else ": NOT BIT-EXACT")],
+                 ["accuracy, PyTorch = driver", f"{result['torch_accuracy']:.4f} = {result['driver_accuracy']:.4f}",
+                  ""]]
+    _print_table(["hbnn package", "value", "note"], rows)
+    print(f"files in {args.out}; the board steps are in {args.out / 'README.md'}")
+    return 0 if result is None or result["mismatches"] == 0 else 1
 
 
 def cmd_study(args) -> int:
@@ -516,6 +571,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=0,
                       help=f"test images to co-simulate (default: the first {DEMO_IMAGES:,}, or all if fewer)")
     demo.set_defaults(run=cmd_demo)
+
+    package = commands.add_parser("package", help="build folder -> deployment folder: AXI-Stream top, Vivado Tcl, "
+                                  "PYNQ driver, README")
+    package.add_argument("build", type=pathlib.Path)
+    package.add_argument("--out", type=pathlib.Path, default=pathlib.Path("deploy"))
+    package.add_argument("--board", default=None, choices=sorted(BOARDS),
+                         help="default: the build's board (another board is refused unless it has the same part)")
+    package.add_argument("--no-synthesis", action="store_true", help="skip Yosys on the AXI-Stream top")
+    package.add_argument("--check", type=int, default=0, metavar="N",
+                         help="run the packaged driver on N test images against the simulated accelerator and "
+                              "compare with PyTorch (exit status 1 on a mismatch)")
+    package.add_argument("--seed", type=int, default=0, help="seed of the check's random gaps and stalls")
+    package.set_defaults(run=cmd_package)
 
     from .cli_selection import add_selection_commands
     add_selection_commands(commands)

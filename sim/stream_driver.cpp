@@ -36,13 +36,32 @@
 
 namespace {
 
-// Verilator writes "__" in a port name as "___05F".
+// Port names: an accelerator's by default (Verilator writes "__" in a port name as "___05F"). The AXI-Stream top
+// (hbnn.sim.axi_transport) defines its own with -D, and I_LAST / O_LAST for TLAST: then the last 32-bit word of
+// each input transfer in the stimulus is its TLAST, and of each recorded output transfer likewise.
+#ifndef I_VALID
 #define I_VALID i_stream___05Fvalid
 #define I_READY i_stream___05Fready
 #define I_PAYLOAD i_stream___05Fpayload
 #define O_VALID o_stream___05Fvalid
 #define O_READY o_stream___05Fready
 #define O_PAYLOAD o_stream___05Fpayload
+#endif
+#ifndef CLOCK
+#define CLOCK clk
+#define RESET rst
+#define RESET_ACTIVE 1
+#endif
+#ifdef I_LAST
+constexpr size_t IN_FLAG_WORDS = 1;
+#else
+constexpr size_t IN_FLAG_WORDS = 0;
+#endif
+#ifdef O_LAST
+constexpr size_t OUT_FLAG_WORDS = 1;
+#else
+constexpr size_t OUT_FLAG_WORDS = 0;
+#endif
 
 // splitmix64: small, fast, and easy to reproduce exactly in Python (hbnn.sim.flow_control.SplitMix64).
 struct SplitMix64 {
@@ -268,20 +287,20 @@ int main(int argc, char** argv) {
     Traces traces(*top, options, outputs_per_image);
     uint64_t time = 0;  // in half clock periods of 5 ns (the cocotb bench's 10 ns clock)
     auto half_cycle = [&](uint8_t clock) {
-        top->clk = clock;
+        top->CLOCK = clock;
         top->eval();
         traces.dump(time++);
     };
 
     // Reset: two rising edges with rst high, as the cocotb bench does.
-    top->rst = 1;
+    top->RESET = RESET_ACTIVE;
     top->I_VALID = 0;
     top->O_READY = 0;
     for (int i = 0; i < 2; ++i) {
         half_cycle(0);
         half_cycle(1);
     }
-    top->rst = 0;
+    top->RESET = !RESET_ACTIVE;
 
     Transcript run;
     run.outputs.resize(expected_outputs * out_words);
@@ -296,7 +315,10 @@ int main(int argc, char** argv) {
         const uint64_t input_draw = rng.next();
         const uint64_t output_draw = rng.next();
         if (!offering && next_input < transfers && input_draw >= gap_threshold) {
-            load_payload(top->I_PAYLOAD, &stimulus[next_input * in_words], in_words);
+            load_payload(top->I_PAYLOAD, &stimulus[next_input * in_words], in_words - IN_FLAG_WORDS);
+#ifdef I_LAST
+            top->I_LAST = stimulus[next_input * in_words + in_words - 1] & 1;
+#endif
             offering = true;
         }
         const bool consumer_ready = output_draw >= stall_threshold;
@@ -316,7 +338,11 @@ int main(int argc, char** argv) {
             last_handshake = cycle;
         }
         if (output_fires) {
-            store_payload(top->O_PAYLOAD, &run.outputs[run.output_cycles.size() * out_words], out_words);
+            uint32_t* recorded = &run.outputs[run.output_cycles.size() * out_words];
+            store_payload(top->O_PAYLOAD, recorded, out_words - OUT_FLAG_WORDS);
+#ifdef O_LAST
+            recorded[out_words - 1] = top->O_LAST;
+#endif
             run.output_cycles.push_back(cycle);
             last_handshake = cycle;
         }

@@ -18,6 +18,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..toolchain import VERILATOR_MODEL_ARGS, verilator_environment
@@ -54,11 +55,14 @@ def _verilator_version(env: dict) -> str:
 
 def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pathlib.Path,
                  trace: str | None = None, *, optimization: str | None = None, threads: int = 1,
-                 driver_source: pathlib.Path = DRIVER_SOURCE) -> pathlib.Path:
+                 driver_source: pathlib.Path = DRIVER_SOURCE, libraries: Sequence[pathlib.Path] = (),
+                 driver_defines: Mapping[str, str] | None = None) -> pathlib.Path:
     """Verilates the design with the streaming driver; returns the executable. Cached by content.
 
     optimization (e.g. "-O3"), threads and driver_source replace CXX_OPTIMIZATION, one thread and the stream
     driver: the speed benchmark compares them (bench/cosim_speed.py); hbnn itself uses the defaults.
+    libraries: more Verilog files the design instantiates (the AXI-Stream top's accelerator). driver_defines:
+    preprocessor macros of the driver (its port names; stream_driver.cpp lists them).
     """
     if trace not in TRACE_KINDS:
         raise ValueError(f"trace must be one of {list(TRACE_KINDS)}, not {trace!r}")
@@ -71,12 +75,15 @@ def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pat
     if driver_source != DRIVER_SOURCE:
         variant.append(driver_source.stem)
     verilog_path = pathlib.Path(verilog_path).resolve()
+    libraries = [pathlib.Path(path).resolve() for path in libraries]
     args = [*_DRIVER_ARGS, *VERILATOR_MODEL_ARGS, *TRACE_KINDS[trace], "--top-module", top]
     if threads != 1:
         args += ["--threads", str(threads)]
+    for name, value in sorted((driver_defines or {}).items()):
+        args += ["-CFLAGS", f"-D{name}={value}"]
     key = hashlib.sha256()
-    for part in (verilog_path.read_bytes(), driver_source.read_bytes(), " ".join(args).encode(),
-                 env["MAKEFLAGS"].encode(), _verilator_version(env).encode()):
+    for part in (verilog_path.read_bytes(), *(path.read_bytes() for path in libraries), driver_source.read_bytes(),
+                 " ".join(args).encode(), env["MAKEFLAGS"].encode(), _verilator_version(env).encode()):
         key.update(hashlib.sha256(part).digest())
     key = key.hexdigest()
     directory = pathlib.Path(sim_root).resolve() / f"verilator-{'-'.join(variant)}"
@@ -88,7 +95,7 @@ def build_driver(verilog_path: str | pathlib.Path, top: str, sim_root: str | pat
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     result = subprocess.run(["verilator", *args, "-Mdir", str(staging), "-o", "driver", str(verilog_path),
-                             str(driver_source)], capture_output=True, text=True, env=env)
+                             *map(str, libraries), str(driver_source)], capture_output=True, text=True, env=env)
     (staging / "build.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
