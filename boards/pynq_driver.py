@@ -124,17 +124,18 @@ class Accelerator:
             raise TypeError(f"images must be uint8 pixels (0..255, as the dataset's files hold them), not "
                             f"{images.dtype}")
         shape = self.image_shape
-        accepted = {shape}
+        size = int(np.prod(shape))
+        accepted = [shape]
         if len(shape) == 3 and shape[0] == 1:
-            accepted.add(shape[1:])  # a grey image without its channel axis
-        if len(shape) == 1:
-            side = int(round(shape[0] ** 0.5))
-            if side * side == shape[0]:
-                accepted.add((side, side))
+            accepted.append(shape[1:])  # a grey image without its channel axis
+        side = int(round(size ** 0.5))
+        if len(shape) == 1 and side * side == size:
+            accepted.append((side, side))
+        if len(shape) == 3:
+            accepted.append((size,))  # a dataset row: the image flattened, channel by channel
         if images.ndim < 2 or images.shape[1:] not in accepted:
-            raise ValueError(f"images must have shape (N, {', '.join(map(str, shape))})"
-                             + (f" or (N, {', '.join(map(str, sorted(accepted - {shape})[0]))})"
-                                if len(accepted) > 1 else "") + f", not {images.shape}")
+            raise ValueError("images must have shape " + " or ".join(
+                f"(N, {', '.join(map(str, option))})" for option in accepted) + f", not {images.shape}")
         return images.reshape((len(images),) + shape)
 
     def input_codes(self, images) -> np.ndarray:

@@ -23,8 +23,9 @@ class LintResult:
         return self.returncode == 0 and "%Warning" not in self.output and "%Error" not in self.output
 
 
-def lint_verilog(verilog_path: str | pathlib.Path, top: str) -> LintResult:
+def lint_verilog(verilog_path: str | pathlib.Path, top: str, libraries=()) -> LintResult:
+    """libraries: more Verilog files the top instantiates (the AXI-Stream top's accelerator)."""
     env = dict(os.environ, **verilator_environment())
     result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, str(LINT_WAIVERS),
-                             str(verilog_path)], capture_output=True, text=True, env=env)
+                             str(verilog_path), *map(str, libraries)], capture_output=True, text=True, env=env)
     return LintResult(result.returncode, result.stdout + result.stderr)

@@ -46,3 +46,20 @@ def test_the_manifest_describes_windows_pools_and_the_host_division(cnn_build):
     (pool,) = manifest["pools"]
     assert pool["kind"] == "sum" and pool["threshold"] == "fc.input_quant"  # the average folds into fc's quantizer
     assert manifest["output"]["divisor"] == 1 and "bias" not in layers["fc"]
+
+
+def test_the_packaged_cnn_through_the_pynq_driver_equals_pytorch(cnn_build, synthetic, tmp_path):
+    """hbnn package on the CNN build; its driver, on the verilated AXI-Stream top with random gaps and stalls, in
+    batches of 1 and 9 images: every score equals PyTorch's on the same uint8 pixels."""
+    from hbnn.boards.package import package_build
+    from hbnn.sim.axi_transport import check_deployment, pixels_of
+    from hbnn.sim.flow_control import FlowControl
+
+    build, _ = cnn_build
+    spec = package_build(build, tmp_path / "deploy", synthesis=False, log=lambda *_: None)
+    assert spec["input"]["image_shape"] == list(synthetic.image_shape)
+    for batch_images in (1, 9):
+        result = check_deployment(tmp_path / "deploy", build / "model.pt", pixels_of(synthetic.test_x[:12]),
+                                  synthetic.test_y[:12].numpy(), flow=FlowControl(0.3, 0.3, seed=batch_images),
+                                  batch_images=batch_images)
+        assert result["mismatches"] == 0 and result["torch_accuracy"] == result["driver_accuracy"]
