@@ -104,7 +104,7 @@ class AxiStreamTop(wiring.Component):
         with m.If(taken_in):
             m.d.sync += [word_in.eq(Mux(last_word_in, 0, word_in + 1)),
                          tlast_seen.eq(~last_word_in & (tlast_seen | self.s_axis_tlast))]
-        to_accelerator = self._strip(m, unpack.o_stream, into)
+        to_accelerator = self._framing(m, unpack.o_stream, into, DropPadding, "drop_padding")
 
         # The accelerator, as the build wrote it.
         transfer_out = data.ArrayLayout(unsigned(8), out.transfer_bytes)
@@ -121,7 +121,7 @@ class AxiStreamTop(wiring.Component):
         )
 
         # Out: the accelerator -> with the frame's padding -> DMA words, TLAST on a batch's last.
-        framed = self._pad(m, from_accelerator, out)
+        framed = self._framing(m, from_accelerator, out, AppendPadding, "append_padding")
         m.submodules.pack = pack = WidthConverter(element=unsigned(8), inputs=out.transfer_bytes,
                                                   outputs=out.dma_bytes)
         wiring.connect(m, framed, pack.i_stream)
@@ -142,25 +142,14 @@ class AxiStreamTop(wiring.Component):
         return m
 
     @staticmethod
-    def _strip(m: Module, source, layout: DmaLayout):
-        """The transfers of `source` without the frame's padding."""
+    def _framing(m: Module, source, layout: DmaLayout, padding, name: str):
+        """`source` through `padding` (DropPadding or AppendPadding) when the frame has padding transfers."""
         if not layout.pad_transfers:
             return source
-        m.submodules.drop_padding = drop = DropPadding(source.payload.shape(), keep=layout.stream.transfers,
-                                                       pad=layout.pad_transfers)
-        wiring.connect(m, source, drop.i_stream)
-        return drop.o_stream
-
-    @staticmethod
-    def _pad(m: Module, source, layout: DmaLayout):
-        """The transfers of `source` with the frame's padding after each image."""
-        if not layout.pad_transfers:
-            return source
-        m.submodules.append_padding = append = AppendPadding(source.payload.shape(), keep=layout.stream.transfers,
-                                                             pad=layout.pad_transfers)
-        wiring.connect(m, source, append.i_stream)
-        return append.o_stream
-
+        m.submodules[name] = unit = padding(source.payload.shape(), keep=layout.stream.transfers,
+                                            pad=layout.pad_transfers)
+        wiring.connect(m, source, unit.i_stream)
+        return unit.o_stream
 
 def accelerator_blackbox(name: str, input_bits: int, output_bits: int) -> str:
     """A Verilog black box with the accelerator's ports: synthesizes or lints the top without the accelerator."""
