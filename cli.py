@@ -238,9 +238,11 @@ def step_package(build_dir, out_dir, board, synthesis, check, seed):
         dataset = load_dataset(name, meta.get("data_root"))
         count = min(check, len(dataset.test_x))
         print(f"running the driver on {count} {name} test images against the simulated accelerator (Verilator, "
-              "random TVALID gaps and TREADY stalls, batches of up to 64 images)...", flush=True)
+              "batches of up to 64 images back to back; once undisturbed, once with random TVALID gaps and TREADY "
+              "stalls)...", flush=True)
         result = check_deployment(out_dir, build_dir / CHECKPOINT, pixels_of(dataset.test_x[:count]),
-                                  dataset.test_y[:count].numpy(), flow=FlowControl(*BACKPRESSURE, seed=seed),
+                                  dataset.test_y[:count].numpy(),
+                                  flows=(FlowControl(), FlowControl(*BACKPRESSURE, seed=seed)),
                                   batch_images=min(64, spec["max_batch_images"]))
         (out_dir / "check.json").write_text(json.dumps({**result, "dataset": name}, indent=2) + "\n")
     return spec, result
@@ -369,10 +371,12 @@ def cmd_package(args) -> int:
     if result is not None:
         rows += [["driver check, images", result["images"], "hbnn_driver.py on the verilated AXI-Stream top"],
                  ["mismatches", result["mismatches"],
-                  f"of {result['outputs_compared']} scores against PyTorch"
+                  f"of {result['outputs_compared']} scores in {result['runs']} runs against PyTorch"
                   + (": bit-exact" if result["mismatches"] == 0 else ": NOT BIT-EXACT")],
                  ["accuracy, PyTorch = driver", f"{result['torch_accuracy']:.4f} = {result['driver_accuracy']:.4f}",
-                  ""]]
+                  ""],
+                 ["interval through the top (cycles)", result["interval"],
+                  f"accelerator alone: {spec['cycles']['interval']} (hbnn's cycle model)"]]
     _print_table(["hbnn package", "value", "note"], rows)
     print(f"files in {args.out}; the board steps are in {args.out / 'README.md'}")
     return 0 if result is None or result["mismatches"] == 0 else 1

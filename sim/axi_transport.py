@@ -106,10 +106,12 @@ def pixels_of(x) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, dtype=np.float32) * np.float32(255.0)), 0, 255).astype(np.uint8)
 
 
-def check_deployment(folder, checkpoint, pixels: np.ndarray, labels=None, *, flow: FlowControl = FlowControl(),
-                     batch_images: int | None = None) -> dict:
-    """Runs the deployment's own driver (hbnn_driver.py's classes) on the simulated accelerator and compares its
-    scores with the PyTorch model's on the same pixels: the board's path, end to end, but for the silicon."""
+def check_deployment(folder, checkpoint, pixels: np.ndarray, labels=None, *,
+                     flows: tuple[FlowControl, ...] = (FlowControl(),), batch_images: int | None = None) -> dict:
+    """Runs the deployment's own driver (hbnn_driver.py's classes) on the simulated accelerator, once per flow
+    control, and compares its scores with the PyTorch model's on the same pixels: the board's path, end to end, but
+    for the silicon. The first flow's run also gives the interval through the top: the steady gap between images'
+    last output words (meaningful when that flow is undisturbed)."""
     import torch
 
     from ..boards.pynq_driver import Accelerator
@@ -117,15 +119,21 @@ def check_deployment(folder, checkpoint, pixels: np.ndarray, labels=None, *, flo
     from .verify import host_inputs, torch_outputs
 
     model, meta = load_checkpoint(checkpoint)
-    accelerator = Accelerator.from_folder(folder, SimulatedDma(folder, flow), batch_images=batch_images)
-    scores = accelerator.scores(pixels)
+    runs = []
+    for flow in flows:
+        accelerator = Accelerator.from_folder(folder, SimulatedDma(folder, flow), batch_images=batch_images)
+        runs.append((accelerator.scores(pixels), accelerator.transport.last_run))
     x = torch.from_numpy(pixels.reshape((len(pixels),) + accelerator.image_shape).astype(np.float32)
                          / np.float32(255.0))
     expected = torch_outputs(model, host_inputs(model, meta, x))
-    result = {"images": int(len(pixels)), "outputs_compared": int(scores.size),
-              "mismatches": int((scores != expected).sum()), "cycles": int(accelerator.transport.last_run.cycles)}
+    words = accelerator.spec["output"]["image_words"]
+    image_ends = np.asarray(runs[0][1].output_cycles)[words - 1::words]
+    result = {"images": int(len(pixels)), "runs": len(runs), "outputs_compared": int(sum(s.size for s, _ in runs)),
+              "mismatches": int(sum((scores != expected).sum() for scores, _ in runs)),
+              "cycles": [int(run.cycles) for _, run in runs],
+              "interval": int(np.diff(image_ends)[-1]) if len(image_ends) > 1 else None}
     if labels is not None:
         labels = np.asarray(labels)
         result["torch_accuracy"] = float((expected.argmax(axis=1) == labels).mean())
-        result["driver_accuracy"] = float((scores.argmax(axis=1) == labels).mean())
+        result["driver_accuracy"] = float((runs[0][0].argmax(axis=1) == labels).mean())
     return result

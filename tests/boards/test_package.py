@@ -50,7 +50,7 @@ def test_the_driver_on_the_simulated_accelerator_equals_pytorch(deployment, tiny
                                                                 flow):
     out, _ = deployment
     result = check_deployment(out, tiny_build / "model.pt", pixels_of(synthetic.test_x[:40]),
-                              synthetic.test_y[:40].numpy(), flow=flow, batch_images=batch_images)
+                              synthetic.test_y[:40].numpy(), flows=(flow,), batch_images=batch_images)
     assert result["mismatches"] == 0 and result["outputs_compared"] == 40 * synthetic.classes
     assert result["torch_accuracy"] == result["driver_accuracy"]
 

@@ -60,6 +60,6 @@ def test_the_packaged_cnn_through_the_pynq_driver_equals_pytorch(cnn_build, synt
     assert spec["input"]["image_shape"] == list(synthetic.image_shape)
     for batch_images in (1, 9):
         result = check_deployment(tmp_path / "deploy", build / "model.pt", pixels_of(synthetic.test_x[:12]),
-                                  synthetic.test_y[:12].numpy(), flow=FlowControl(0.3, 0.3, seed=batch_images),
-                                  batch_images=batch_images)
+                                  synthetic.test_y[:12].numpy(), batch_images=batch_images,
+                                  flows=(FlowControl(0.3, 0.3, seed=batch_images),))
         assert result["mismatches"] == 0 and result["torch_accuracy"] == result["driver_accuracy"]
