@@ -353,15 +353,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _transfers(frame: dict) -> str:
+    count = frame["transfers"]
+    return f"{count} transfer{'s' if count != 1 else ''} of {frame['transfer_bytes']} bytes"
+
+
 def cmd_package(args) -> int:
     spec, result = step_package(args.build, args.out, args.board, not args.no_synthesis, args.check, args.seed)
     resources = spec["resources"]
     rows = [["board", f"{spec['board']} ({spec['part']}), {spec['clock_mhz']:g} MHz", ""],
             ["DMA words (bytes)", spec["input"]["dma_bytes"], "AXI DMA in simple mode, one transfer per batch"],
             ["input frame (bytes/image)", spec["input"]["image_bytes"],
-             f"{spec['input']['transfers']} transfers of {spec['input']['transfer_bytes']} bytes"],
-            ["output frame (bytes/image)", spec["output"]["image_bytes"],
-             f"{spec['output']['transfers']} transfers of {spec['output']['transfer_bytes']} bytes"],
+             _transfers(spec["input"])],
+            ["output frame (bytes/image)", spec["output"]["image_bytes"], _transfers(spec["output"])],
             ["largest batch (images)", spec["max_batch_images"], "2^26 - 1 bytes per DMA transfer"]]
     for part in ("axi_top", "accelerator"):
         if resources[part]:
