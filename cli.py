@@ -315,6 +315,13 @@ def cmd_sim(args) -> int:
                       not args.quiet, engine=args.engine, crosscheck=args.crosscheck, waves=args.waves,
                       activity=args.activity)
     _print_table(["", "value", "note"], _sim_rows(result))
+    if result.activity:
+        window = result.activity
+        print(f"\nswitching activity, images {window['first_image']}..{window['first_image'] + window['images'] - 1}"
+              f" (cycles {window['cycles'][0]}..{window['cycles'][1]}; RTL bits, toggles per bit per cycle):")
+        _print_table(["stage", "node", "component", "bits", "toggle rate"],
+                     [[entry["stage"], entry["node"] or "", entry["component"], entry["bits"],
+                       f"{entry['toggle_rate']:.4f}"] for entry in window["stages"]])
     return 0 if result.passed else 1
 
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Activity", "SaifActivity", "read_saif"]
+__all__ = ["Activity", "SaifActivity", "read_saif", "stage_activity"]
 
 _INSTANCE = re.compile(r"^\s*\(INSTANCE\s+(\S+)\s*$")
 _NET = re.compile(r"^\s*\((\S+)\s+\(T0 (\d+)\).*\(TC (\d+)\)\)\s*$")
@@ -91,3 +91,21 @@ def read_saif(path) -> SaifActivity:
     if duration is None:
         raise ValueError(f"{path}: no DURATION: not a SAIF file")
     return SaifActivity(duration, instances)
+
+
+def stage_activity(saif: SaifActivity, cycles: int, stages: list[dict], top: str = "hbnn_top") -> list[dict]:
+    """One entry per stage of a build (manifest["cycles"]["stages"], in order): its node, component, RTL bits and
+    toggle rate, from the accelerator's instance `stage<i>` (a chain) or `node<i>` (a graph)."""
+    root = f"{top}/{top}"
+    if root not in saif.instances:
+        raise ValueError(f"the SAIF file has no instance {root!r} (instances: {sorted(saif.instances)[:5]}...)")
+    entries = []
+    for index, stage in enumerate(stages):
+        path = next((f"{root}/{kind}{index}" for kind in ("stage", "node")
+                     if f"{root}/{kind}{index}" in saif.instances), None)
+        if path is None:
+            raise ValueError(f"the SAIF file has no instance for stage {index} ({stage['component']})")
+        activity = saif.subtree(path)
+        entries.append({"stage": index, "node": stage["node"], "component": stage["component"], "bits": activity.nets,
+                        "toggles": activity.toggles, "toggle_rate": round(activity.rate(cycles), 6)})
+    return entries

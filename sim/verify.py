@@ -25,6 +25,7 @@ from ..quant.checkpoint import load_checkpoint
 from ..quant.train import EVAL_BATCH_SIZE
 from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
 from .flow_control import FlowControl
+from .activity import read_saif, stage_activity
 from .verilator_engine import Activity, Waves
 
 __all__ = ["BACKPRESSURE", "Verification", "verify_build", "torch_outputs", "input_frames", "as_float32", "mismatching",
@@ -193,8 +194,11 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
         first, count = steady_state_window(design, stimulus.images)
         saif = design.run(stimulus.head(first + count), name="activity",
                           activity=Activity((build_dir / "activity.saif").resolve(), first, count))
+        window = saif.activity_cycles[1] - saif.activity_cycles[0]
         activity_entry = {"file": "activity.saif", "first_image": first, "images": count,
-                          "cycles": list(saif.activity_cycles)}
+                          "cycles": list(saif.activity_cycles),
+                          "stages": stage_activity(read_saif(build_dir / "activity.saif"), window,
+                                                   manifest["cycles"]["stages"], manifest["top"])}
         log(f"switching activity of images {first}..{first + count - 1} (cycles {saif.activity_cycles[0]}.."
             f"{saif.activity_cycles[1]}): {build_dir / 'activity.saif'}")
 

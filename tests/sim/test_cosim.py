@@ -57,7 +57,8 @@ def test_sim_json_and_exit_code_from_the_command(tiny_build, synthetic, capsys):
     record = json.loads((tiny_build / "sim.json").read_text())
     assert record["bit_exact"] and record["cycles_match"] and record["engines_agree"]
     assert record["images"] == 16 and record["crosscheck_images"] == 4
-    assert "cocotb cross-check" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "cocotb cross-check" in printed and "switching activity" in printed
     assert record["waves"] == "waves.fst" and (tiny_build / "waves.fst").stat().st_size > 0
     window = record["activity"]
     interval = record["predicted_initiation_interval"]
@@ -65,6 +66,11 @@ def test_sim_json_and_exit_code_from_the_command(tiny_build, synthetic, capsys):
     assert window["cycles"][1] - window["cycles"][0] == window["images"] * interval
     duration = 10 * window["images"] * interval
     assert f"(DURATION {duration})" in (tiny_build / window["file"]).read_text()
+    manifest = json.loads((tiny_build / "manifest.json").read_text())
+    stages = window["stages"]
+    assert [entry["node"] for entry in stages] == [stage["node"] for stage in manifest["cycles"]["stages"]]
+    layers = [entry for entry in stages if entry["component"] == "Mvau"]
+    assert len(layers) == 3 and all(entry["bits"] > 0 and 0 < entry["toggle_rate"] < 1 for entry in layers)
 
 
 def test_a_stimulus_of_the_wrong_shape_or_range_is_refused(tiny_build):
