@@ -71,12 +71,11 @@ class AxiStreamTop(wiring.Component):
                                                        f"ap_rst_n, FREQ_HZ {int(clock_hz)}")
         self.ap_rst_n.attrs.update(X_INTERFACE_INFO="xilinx.com:signal:reset:1.0 ap_rst_n RST",
                                    X_INTERFACE_PARAMETER="POLARITY ACTIVE_LOW")
-        for prefix in ("s_axis", "m_axis"):
-            for name, port in self.signature.members.items():
-                if name.startswith(prefix + "_"):
-                    signal = getattr(self, name)
-                    signal.attrs["X_INTERFACE_INFO"] = (f"xilinx.com:interface:axis:1.0 {prefix} "
-                                                        f"{name[len(prefix) + 1:].upper()}")
+        for name in self.signature.members:
+            prefix, _, signal = name.partition("_axis_")
+            if signal:  # s_axis_tdata -> interface s_axis, signal TDATA
+                getattr(self, name).attrs["X_INTERFACE_INFO"] = (f"xilinx.com:interface:axis:1.0 {prefix}_axis "
+                                                                 f"{signal.upper()}")
 
     def elaborate(self, platform) -> Module:
         m = Module()
