@@ -36,6 +36,10 @@ def test_the_folder_is_complete_and_the_same_bytes_every_time(deployment, tiny_b
     assert spec["board"] == "pynq-z2" and spec["input"]["dma_bytes"] == 8
     assert spec["resources"]["axi_top"]["luts"] > 0 and spec["resources"]["axi_top"]["dsps"] == 0
     assert "not run" in (out / "README.md").read_text() and "Accelerator.on_board" in (out / "README.md").read_text()
+    axis = (out / "hbnn_axis.v").read_text()  # what Vivado's interface inference reads
+    for port in ("s_axis TDATA", "s_axis TLAST", "m_axis TDATA", "m_axis TKEEP", "m_axis TLAST", "m_axis TREADY"):
+        assert f'"xilinx.com:interface:axis:1.0 {port}"' in axis
+    assert '"POLARITY ACTIVE_LOW"' in axis and "ASSOCIATED_BUSIF s_axis:m_axis" in axis
 
 
 def test_the_axi_top_lints_clean_with_the_accelerator(deployment):
