@@ -439,6 +439,7 @@ def cmd_demo(args) -> int:
     _print_table(["hbnn demo", "value", "note"], rows,
                  f"{meta['spec']['precision']} {meta['spec']['model']} on {meta['dataset']} -> {board['name']} "
                  f"({board['part']}), {time.monotonic() - started:.0f} s in all; files in {out}")
+    print(f"\nto the board: hbnn package {out / 'build'} --out deploy  (README: To the board)")
     return 0 if result.bit_exact and result.cycles_match else 1
 
 
