@@ -37,7 +37,10 @@ SPEC_VERSION = 1
 
 
 class Frames:
-    """One stream's DMA frames: (images, transfers, elements) integer codes <-> uint8 bytes."""
+    """One stream's DMA frames: (images, transfers, elements) integer codes <-> uint8 bytes.
+
+    The element bits follow hbnn.hw.layout.StreamFormat's rule, written again here because this file runs on the
+    board without hbnn; tests/hw/test_dma_layout.py holds the two equal."""
 
     def __init__(self, spec: dict):
         self.kind = spec["kind"]  # "bipolar", "signed" or "unsigned"
