@@ -126,7 +126,8 @@ def _readme(board: Board, spec: dict) -> str:
 
 Written by `hbnn package` (hbnn {__version__}). Model: {spec['model']['name']}, {spec['model']['precision']}. Fabric clock {spec['clock_mhz']:g} MHz;
 {spec['cycles']['interval']:,} cycles per image in the steady state ({spec['images_per_second']:,.0f} images/s at
-that clock, by hbnn's cycle model, measured equal in Verilator), {spec['cycles']['latency']:,} cycles latency.
+that clock) and {spec['cycles']['latency']:,} cycles latency, by hbnn's cycle model (`hbnn sim` checks it against
+Verilator).
 
 ## 1. Bitstream (Vivado, on a workstation)
 
