@@ -111,6 +111,14 @@ def main() -> int:
                                  log=lambda *_: None)
         simulated = time.monotonic() - started
         mismatches = result.mismatches + disturbed.mismatches
+        # Kept before synthesis (which can take longer than the co-simulation on the large networks).
+        (args.out / f"{name}.cosim.json").write_text(json.dumps(
+            {"undisturbed": result.as_dict(), "backpressured": disturbed.as_dict(), "board": board.name,
+             "train_s": round(trained, 1), "compile_s": round(compiled, 1), "cosim_s": round(simulated, 1)},
+            indent=2) + "\n")
+        print(f"{name}: co-simulated {result.images} images in {simulated:.0f} s, {mismatches} mismatches, latency "
+              f"{result.latency:,} = {result.predicted_latency:,}, interval {result.initiation_interval:,} = "
+              f"{result.predicted_initiation_interval:,}; synthesizing...", flush=True)
         slowest = max(manifest["layers"], key=lambda layer: layer["pixels"] * layer["neuron_folds"]
                       * layer["synapse_folds"])
         if args.no_synthesis:
