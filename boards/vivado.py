@@ -18,7 +18,7 @@ DMA_LENGTH_BITS = 26  # AXI DMA's buffer length register: one transfer moves at 
 
 @dataclass(frozen=True)
 class ProcessingSystem:
-    ip: str  # VLNV without version: Vivado picks the one it has
+    ip: str  # the IP's name; the script takes the newest version Vivado has
     automation: str  # the block automation rule that applies the board preset
     dma_bytes: int  # the HP port's data width, and so the DMA's stream width
     master: str  # PS port that reaches the DMA's registers
@@ -33,12 +33,12 @@ class ProcessingSystem:
 
 PROCESSING_SYSTEMS = {
     "xc7": ProcessingSystem(
-        ip="xilinx.com:ip:processing_system7", automation="xilinx.com:bd_rule:processing_system7", dma_bytes=8,
+        ip="processing_system7", automation="xilinx.com:bd_rule:processing_system7", dma_bytes=8,
         master="M_AXI_GP0", memory_port="S_AXI_HP0", clock="FCLK_CLK0", reset="FCLK_RESET0_N",
         settings="CONFIG.PCW_USE_M_AXI_GP0 {{1}} CONFIG.PCW_USE_S_AXI_HP0 {{1}} CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {{64}} "
                  "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {{{mhz}}}"),
     "xcup": ProcessingSystem(
-        ip="xilinx.com:ip:zynq_ultra_ps_e", automation="xilinx.com:bd_rule:zynq_ultra_ps_e", dma_bytes=16,
+        ip="zynq_ultra_ps_e", automation="xilinx.com:bd_rule:zynq_ultra_ps_e", dma_bytes=16,
         master="M_AXI_HPM0_FPD", memory_port="S_AXI_HP0_FPD", clock="pl_clk0", reset="pl_resetn0",
         settings="CONFIG.PSU__USE__M_AXI_GP0 {{1}} CONFIG.PSU__USE__M_AXI_GP1 {{0}} CONFIG.PSU__USE__M_AXI_GP2 {{0}} "
                  "CONFIG.PSU__USE__S_AXI_GP2 {{1}} CONFIG.PSU__SAXIGP2__DATA_WIDTH {{128}} "
@@ -67,6 +67,8 @@ def vivado_script(board: Board, *, clock_mhz: float, verilog: list[str], top: st
 # Writes hbnn.bit and hbnn.hwh here (what pynq.Overlay loads), the project under vivado/, and reports.
 set here [file dirname [file normalize [info script]]]
 set jobs 4
+# The newest version of an AMD IP that this Vivado has.
+proc ip {{name}} {{ return [lindex [lsort -dictionary [get_ipdefs -all "xilinx.com:ip:$name:*"]] end] }}
 if {{[info exists ::env(HBNN_VIVADO_JOBS)]}} {{ set jobs $::env(HBNN_VIVADO_JOBS) }}
 
 create_project hbnn_overlay [file join $here vivado] -part {board.part} -force
@@ -80,12 +82,12 @@ add_files -norecurse [list {sources}]
 update_compile_order -fileset sources_1
 
 create_bd_design hbnn
-create_bd_cell -type ip -vlnv {ps.ip} ps
+create_bd_cell -type ip -vlnv [ip {ps.ip}] ps
 apply_bd_automation -rule {ps.automation} -config {{{automation}}} [get_bd_cells ps]
 set_property -dict [list {ps.configuration(clock_mhz)}] [get_bd_cells ps]
 
 # AXI DMA in simple mode: one transfer per direction and batch, {width}-bit streams and memory ports.
-create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma dma
+create_bd_cell -type ip -vlnv [ip axi_dma] dma
 set_property -dict [list CONFIG.c_include_sg {{0}} CONFIG.c_sg_length_width {{{DMA_LENGTH_BITS}}} \\
     CONFIG.c_sg_include_stscntrl_strm {{0}} CONFIG.c_m_axi_mm2s_data_width {{{width}}} \\
     CONFIG.c_m_axis_mm2s_tdata_width {{{width}}} CONFIG.c_m_axi_s2mm_data_width {{{width}}} \\
@@ -102,7 +104,7 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {{Master {{/dma/M_AXI_
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {{Master {{/dma/M_AXI_S2MM}} Slave {{/ps/{ps.memory_port}}} Clk_master {{Auto}} Clk_slave {{Auto}} Clk_xbar {{Auto}} intc_ip {{Auto}}}} [get_bd_intf_pins dma/M_AXI_S2MM]
 
 # The accelerator's clock and a reset synchronous to it.
-create_bd_cell -type ip -vlnv xilinx.com:ip:proc_sys_reset accelerator_reset
+create_bd_cell -type ip -vlnv [ip proc_sys_reset] accelerator_reset
 connect_bd_net [get_bd_pins ps/{ps.clock}] [get_bd_pins accelerator/ap_clk] [get_bd_pins accelerator_reset/slowest_sync_clk]
 connect_bd_net [get_bd_pins ps/{ps.reset}] [get_bd_pins accelerator_reset/ext_reset_in]
 connect_bd_net [get_bd_pins accelerator_reset/peripheral_aresetn] [get_bd_pins accelerator/ap_rst_n]
@@ -110,7 +112,7 @@ connect_bd_net [get_bd_pins accelerator_reset/peripheral_aresetn] [get_bd_pins a
 assign_bd_address
 validate_bd_design
 save_bd_design
-add_files -norecurse [make_wrapper -files [get_files hbnn.bd] -top]
+make_wrapper -files [get_files hbnn.bd] -top -import
 set_property top hbnn_wrapper [current_fileset]
 update_compile_order -fileset sources_1
 
@@ -121,7 +123,7 @@ if {{[get_property PROGRESS [get_runs impl_1]] ne "100%"}} {{
     exit 1
 }}
 file copy -force [file join [get_property DIRECTORY [get_runs impl_1]] hbnn_wrapper.bit] [file join $here hbnn.bit]
-file copy -force [lindex [get_files -all -of_objects [get_files hbnn.bd] hbnn.hwh] 0] [file join $here hbnn.hwh]
+file copy -force [lindex [get_files -all -of_objects [get_files hbnn.bd] *hbnn.hwh] 0] [file join $here hbnn.hwh]
 open_run impl_1
 report_utilization -hierarchical -file [file join $here vivado_utilization.rpt]
 report_timing_summary -file [file join $here vivado_timing.rpt]

@@ -89,7 +89,7 @@ def test_the_vivado_script_names_each_boards_part_and_processing_system(name):
     ps = processing_system(board)
     tcl = vivado_script(board, clock_mhz=board.clock_mhz, verilog=["hbnn_top.v", "hbnn_axis.v"], top="hbnn_axis")
     assert f"-part {board.part} " in tcl and f'"*:{board.vivado_board}:*"' in tcl
-    assert f"-vlnv {ps.ip} ps" in tcl and f"/ps/{ps.memory_port}" in tcl and f"ps/{ps.clock}" in tcl
+    assert f"-vlnv [ip {ps.ip}] ps" in tcl and f"/ps/{ps.memory_port}" in tcl and f"ps/{ps.clock}" in tcl
     assert f"CONFIG.c_m_axis_mm2s_tdata_width {{{8 * ps.dma_bytes}}}" in tcl
     assert "create_bd_cell -type module -reference hbnn_axis accelerator" in tcl
     assert tcl.count("{") == tcl.count("}")
