@@ -26,7 +26,7 @@ import torch
 from .. import __version__
 from ..compiler.build import CHECKPOINT, read_manifest
 from ..compiler.lower import network_input_codes
-from ..hw.axi_stream_top import ACCELERATOR_PORTS, AXIS_TOP_NAME, AxiStreamTop
+from ..hw.axi_stream_top import AXIS_TOP_NAME, AxiStreamTop
 from ..hw.dma_layout import DmaLayout
 from ..hw.layout import StreamFormat
 from ..hw.verilog_export import to_verilog
