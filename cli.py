@@ -156,11 +156,13 @@ def _layer_cycles(layer) -> int:
 
 def step_compile(checkpoint, out_dir, board_name, folding, target_cycles, fit_check: bool = True) -> dict:
     from .boards import get_board
-    from .compiler.build import compile_checkpoint
+    from .compiler.build import compile_checkpoint, compile_qonnx
 
     started = time.monotonic()
-    graph, manifest = compile_checkpoint(checkpoint, out_dir, get_board(board_name), dict(folding or []),
-                                         target_cycles, fit_check)
+    # A .onnx file is a QONNX graph (Brevitas' export_qonnx, FINN's models); anything else an hbnn checkpoint.
+    compile_file = compile_qonnx if pathlib.Path(checkpoint).suffix.lower() == ".onnx" else compile_checkpoint
+    graph, manifest = compile_file(checkpoint, out_dir, get_board(board_name), dict(folding or []),
+                                   target_cycles, fit_check)
     seconds = time.monotonic() - started
     rows = [[layer["name"], layer["lane"], f"{layer['out_features']}x{layer['in_features']}", layer["pixels"],
              layer["pe"], layer["simd"], f"{_layer_cycles(layer):,}", layer["dsp_multipliers"],
@@ -202,20 +204,49 @@ def step_sim(build_dir, dataset_name, data_root, count, backpressure, seed, prog
     if not manifest["fits_board"]["fits"]:
         print(f"note: this build does not fit {manifest['board']['name']} (compiled with --no-fit-check): "
               f"{manifest['fits_board']['why_not']}", flush=True)
-    _, meta = load_checkpoint(build_dir / CHECKPOINT)
-    name = dataset_name or meta.get("dataset") or "digits"
-    dataset = load_dataset(name, data_root or meta.get("data_root"))
+    if manifest.get("qonnx"):
+        name, dataset = _qonnx_dataset(build_dir, manifest, dataset_name, data_root, count or 1000, seed)
+    else:
+        _, meta = load_checkpoint(build_dir / CHECKPOINT)
+        name = dataset_name or meta.get("dataset") or "digits"
+        dataset = load_dataset(name, data_root or meta.get("data_root"))
     count = min(count, len(dataset.test_x)) if count else len(dataset.test_x)
     whole = "cocotb" if engine == "cocotb" else "verilator"
     print(f"co-simulating {count} {name} test images with the {whole} engine "
           f"({'with' if backpressure else 'without'} a random back-pressure run); building the simulator if the "
           "Verilog changed...", flush=True)
-    result = verify_build(build_dir, dataset.test_x[:count], dataset.test_y[:count], backpressure=backpressure,
+    labels = None if name == "random" else dataset.test_y[:count]  # random pixels have no labels
+    result = verify_build(build_dir, dataset.test_x[:count], labels, backpressure=backpressure,
                           seed=seed, progress=progress, engine=engine,
                           crosscheck=crosscheck, waves=waves,
                           activity=activity)
     (build_dir / "sim.json").write_text(json.dumps({**result.as_dict(), "dataset": name}, indent=2) + "\n")
     return result
+
+
+def _qonnx_dataset(build_dir, manifest, dataset_name, data_root, count, seed):
+    """A QONNX build has no training record: --dataset names the images (their size must be the graph's input), or
+    "random" (the default) draws uniform pixels in [0, 1), as many as --count, for a bit-exactness check."""
+    import numpy as np
+    import torch
+
+    from .quant import load_dataset
+    from .quant.data import Dataset
+    from .sim.qonnx_reference import QonnxReference
+
+    shape = QonnxReference(build_dir / manifest["qonnx"]["file"], manifest["qonnx"]).input_shape
+    name = dataset_name or "random"
+    if name == "random":
+        images = torch.from_numpy(np.random.default_rng(seed).random((count, int(np.prod(shape))), dtype=np.float32))
+        labels = torch.zeros(count, dtype=torch.int64)
+        dataset = Dataset(name="random", train_x=images[:0], train_y=labels[:0], test_x=images, test_y=labels,
+                          classes=1, image_shape=tuple(shape))
+        return "random", dataset
+    dataset = load_dataset(name, data_root)
+    if dataset.test_x.shape[1] != int(np.prod(shape)):
+        raise SystemExit(f"error: {name} images have {dataset.test_x.shape[1]} pixels; the graph "
+                         f"{manifest['qonnx']['source']} reads {'x'.join(map(str, shape))}")
+    return name, dataset
 
 
 def step_package(build_dir, out_dir, board, synthesis, check, seed):
@@ -516,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "replaces --model, --precision, --full-precision and the model options")
     train.set_defaults(run=cmd_train)
 
-    compile_ = commands.add_parser("compile", help="checkpoint -> build folder (Verilog, memories, manifest)")
+    compile_ = commands.add_parser("compile", help="checkpoint or QONNX graph (.onnx) -> build folder (Verilog, "
+                                                  "memories, manifest)")
     compile_.add_argument("checkpoint", type=pathlib.Path)
     compile_.add_argument("--out", type=pathlib.Path, default=pathlib.Path("build"))
     compile_.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
@@ -536,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("sim", help="co-simulate a build folder in Verilator against PyTorch")
     sim.add_argument("build", type=pathlib.Path)
-    sim.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
+    sim.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on; for a QONNX build, random pixels (\"random\")")
     sim.add_argument("--data-root", type=pathlib.Path, default=None)
     sim.add_argument("--count", type=int, default=0, help="test images to stream (default: all)")
     sim.add_argument("--no-backpressure", action="store_true", help="skip the run with random stalls")

@@ -6,6 +6,7 @@ Layout of BUILD/:
   memories/<node>.thresholds.txt  per threshold unit (named by its quantizer), one channel per line: its direction
                                   (+ rising, - descending) and thresholds
   model.pt                        the checkpoint it was compiled from (for `hbnn sim`)
+  model.onnx                      or the QONNX graph (cleaned), when compiled from one
   manifest.json                   layers, foldings, memories and where each went, stream formats, cycle model,
                                   board; no timestamps or absolute paths, so the same model and options give
                                   byte-identical folders.
@@ -34,15 +35,17 @@ from .cycles import CycleEstimate, estimate_cycles
 from .ir import Dense, ElementwiseAdd, Folding, Graph, MultiThreshold, Pool, SlidingWindow
 from .lower import input_layer_of
 from .map_to_hardware import TOP_NAME, MappedDesign, emit_verilog, map_design, stream_formats
-from .pipeline import compile_model
+from .pipeline import compile_graph, compile_model
+from .qonnx_import import load_qonnx, lower_qonnx
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, LANE_LUT_SHARE, WEIGHT_BRAM_SHARE
 
-__all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "MANIFEST_VERSION", "compile_checkpoint", "write_build",
-           "read_manifest"]
+__all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "QONNX_MODEL", "MANIFEST_VERSION", "compile_checkpoint",
+           "compile_qonnx", "write_build", "read_manifest"]
 
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
+QONNX_MODEL = "model.onnx"
 MANIFEST_VERSION = 6  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked
 # thresholds; 6: fits_board
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
@@ -151,11 +154,13 @@ def _layer_entries(graph: Graph, design: MappedDesign, files: dict[str, str]) ->
 
 
 def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_config: Mapping,
-                checkpoint: str | pathlib.Path | None = None, fit_check: bool = True) -> dict:
+                checkpoint: str | pathlib.Path | None = None, fit_check: bool = True,
+                qonnx: tuple[dict, bytes] | None = None) -> dict:
     """Writes the whole folder next to OUT, then swaps it in: a failure leaves no half-written build.
 
     A design over the board's budget is an error (BoardBudgetError); with fit_check=False it is built anyway, for
-    co-simulation and resource reports, and the manifest's "fits_board" says why it does not fit."""
+    co-simulation and resource reports, and the manifest's "fits_board" says why it does not fit. qonnx: the
+    manifest's "qonnx" entry (hbnn.sim.qonnx_reference reads it) and the cleaned graph, for a QONNX build."""
     out_dir = pathlib.Path(out_dir)
     types = check_graph(graph)
     design = map_design(graph)
@@ -183,6 +188,7 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
                                   "--no-fit-check, for co-simulation and resource reports only"},
         "model": dict(model_config),
         "checkpoint": CHECKPOINT if checkpoint is not None else None,
+        **({"qonnx": {**qonnx[0], "file": QONNX_MODEL}} if qonnx is not None else {}),
         "input": {**input_format.as_dict(), "packing": STREAM_PACKING, "value": input_name,
                   "quantizer": {"layer": layer, "codes": data_type_name(input_tensor.dtype)},
                   "exponent": getattr(input_tensor.dtype, "exponent", 0)},
@@ -214,6 +220,8 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
             path.write_text(text)
         if checkpoint is not None:
             shutil.copyfile(checkpoint, staging / CHECKPOINT)
+        if qonnx is not None:
+            (staging / QONNX_MODEL).write_bytes(qonnx[1])
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
@@ -235,6 +243,30 @@ def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Pa
     if not fit_check and not _fits(graph, board):
         graph = compile_model(model, folding, target_cycles, **budgets)
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint, fit_check)
+
+
+def compile_qonnx(path: str | pathlib.Path, out_dir: str | pathlib.Path, board: Board,
+                  folding: Mapping[str, Folding] | None = None, target_cycles: int = DEFAULT_TARGET_CYCLES,
+                  fit_check: bool = True) -> tuple[Graph, dict]:
+    """`hbnn compile MODEL.onnx`: a QONNX graph (hbnn.compiler.qonnx_import), compiled as a checkpoint is; the build
+    keeps the cleaned graph, which `hbnn sim` runs with execute_onnx as the reference."""
+    model = load_qonnx(path)
+    lowering = lower_qonnx(model)
+    budgets = {"dsp_budget": board.dsps, "lut_budget": int(board.luts * LANE_LUT_SHARE)}
+    graph = compile_graph(lowering.graph, folding, target_cycles, **budgets,
+                          bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
+    if not fit_check and not _fits(graph, board):
+        graph = compile_graph(lowering.graph, folding, target_cycles, **budgets)
+    entry = {"source": pathlib.Path(path).name, "input_tensor": lowering.input_tensor,
+             "input_scale": lowering.input_scale, "output_tensor": lowering.output_tensor,
+             "output_scale": [float(value) for value in lowering.output_scale],
+             "host_tail": list(lowering.host_tail),
+             "meaning": "input codes = input_tensor / input_scale; the hardware outputs output_tensor / output_scale "
+                        "(exact integers); the host runs host_tail's nodes on the rest; the reference is "
+                        "qonnx.core.onnx_exec.execute_onnx on file"}
+    config = {"format": "qonnx", "source": entry["source"]}
+    return graph, write_build(graph, out_dir, board, config, None, fit_check,
+                              qonnx=(entry, model.model.SerializeToString()))
 
 
 def _fits(graph: Graph, board: Board) -> bool:

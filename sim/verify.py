@@ -1,4 +1,4 @@
-"""Bit-exactness verdict for a build folder: the verilated accelerator against the PyTorch model it came from.
+"""Bit-exactness verdict for a build folder: the verilated accelerator against the PyTorch model (or QONNX graph) it came from.
 
 The fast engine (C++ driver) streams the whole image set, once undisturbed (timing) and, with `backpressure`, once
 with random input gaps and output stalls. The cocotb bench then runs the first `crosscheck` images under both flow
@@ -22,6 +22,7 @@ from ..compiler.ir import Graph
 from ..compiler.lower import input_layer_of, network_input_codes
 from ..quant.augment import normalize
 from ..quant.checkpoint import load_checkpoint
+from .qonnx_reference import QonnxReference
 from ..quant.train import EVAL_BATCH_SIZE
 from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
 from .flow_control import FlowControl
@@ -140,14 +141,22 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
         raise ValueError(f"engine must be one of {ENGINE_CHOICES}, not {engine!r}")
     build_dir = pathlib.Path(build_dir)
     manifest = read_manifest(build_dir)
-    if not manifest.get("checkpoint"):
-        raise ValueError(f"{build_dir} has no checkpoint to compare against")
     design = Design.from_build(build_dir)
-    model, meta = load_checkpoint(build_dir / CHECKPOINT)
-    x = host_inputs(model, meta, x)
-    expected = torch_outputs(model, x)
     exponent, divisor = manifest["output"]["exponent"], manifest["output"].get("divisor", 1)
-    stimulus = design.stimulus(input_frames(model, x, design, manifest["input"]["quantizer"]["layer"]))
+    reference = reference_run = None
+    if manifest.get("qonnx"):  # the reference is execute_onnx on the build's graph; outputs compared as integers
+        reference = QonnxReference(build_dir / manifest["qonnx"]["file"], manifest["qonnx"])
+        reference_run = reference.run(np.asarray(x))
+        expected = reference_run.output_codes.astype(np.float32)  # exact: accumulators fit float32's mantissa
+        frames = reference_run.input_codes.reshape(len(x), design.input.transfers, -1)
+    elif manifest.get("checkpoint"):
+        model, meta = load_checkpoint(build_dir / CHECKPOINT)
+        x = host_inputs(model, meta, x)
+        expected = torch_outputs(model, x)
+        frames = input_frames(model, x, design, manifest["input"]["quantizer"]["layer"])
+    else:
+        raise ValueError(f"{build_dir} has no checkpoint or QONNX graph to compare against")
+    stimulus = design.stimulus(frames)
     flows = [FlowControl()]
     if backpressure:
         flows.append(FlowControl(*BACKPRESSURE, seed=seed))
@@ -203,10 +212,17 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
             f"{saif.activity_cycles[1]}): {build_dir / 'activity.saif'}")
 
     torch_accuracy = hardware_accuracy = None
+    if reference is not None:
+        # The host's part after the hardware (e.g. TensorNorm) on the hardware's integers gives the graph's output.
+        finals = [reference.finish(d).reshape(reference_run.final.shape) for d in decoded]
+        mismatches += sum(int((final != reference_run.final).sum()) for final in finals)
+        expected, hardware_scores = reference_run.final.reshape(len(x), -1), finals[0].reshape(len(x), -1)
+    else:
+        hardware_scores = as_float32(decoded[0], exponent, divisor)
     if labels is not None:
-        labels_np = labels.numpy()
+        labels_np = np.asarray(labels)
         torch_accuracy = float((expected.argmax(axis=1) == labels_np).mean())
-        hardware_accuracy = float((as_float32(decoded[0], exponent, divisor).argmax(axis=1) == labels_np).mean())
+        hardware_accuracy = float((hardware_scores.argmax(axis=1) == labels_np).mean())
     return Verification(
         images=stimulus.images, outputs_compared=compared, mismatches=mismatches,
         torch_accuracy=torch_accuracy, hardware_accuracy=hardware_accuracy,

@@ -1,0 +1,450 @@
+"""QONNX graphs (Brevitas' `export_qonnx`, FINN's models) lowered to hbnn's IR, exact against `execute_onnx`.
+
+A QONNX graph computes in float32 with quantizer nodes (`BipolarQuant`, `Quant`) marking where values are codes
+times a scale. Lowering reads it as hbnn's hardware reads it:
+
+- the nodes in front of the first activation quantizer run on the host (the model's own preprocessing, e.g. BNN-PYNQ's
+  `2x - 1`); that quantizer's codes are the accelerator's input stream;
+- a `Gemm`/`MatMul`/`Conv` of codes with quantized constant weights is a `Dense` (a `Conv` a `SlidingWindow` first):
+  its float32 output is exactly acc * s_in * s_w as long as every partial sum is representable, which is checked
+  (the scales' mantissas times the accumulator bound fit float32's 24 bits), so the integer accumulator determines it;
+- the float nodes after it up to the next quantizer (`BatchNormalization`, `Mul`, `Add`, `Sub`, `Div`, `Relu`) are
+  a weakly monotone function of the accumulator per channel, so the quantized output is a step function of it: its
+  integer thresholds (a `MultiThreshold`) are found by bisection over that function evaluated by the reference
+  itself, `execute_onnx` on those nodes (onnxruntime for the standard ops, QONNX's own numpy for the quantizers);
+- `MaxPool` on codes is a max `Pool`, `Reshape`/`Flatten` of a map a `Flatten` (the next layer's columns go to the
+  wire's pixel-major order);
+- what follows the last integer tensor (BNN-PYNQ's `TensorNorm`, a scalar affine) runs on the host: the hardware
+  outputs the accumulators, and the reference's value there is acc times the output scale, exactly.
+
+Anything else is refused, naming the node and its op type.
+"""
+from __future__ import annotations
+
+import math
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .check import GraphError, check_graph
+from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow, Tensor, accumulator_bound
+from .multithreshold import fold_steps
+
+__all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx", "INPUT_VALUE"]
+
+INPUT_VALUE = "input_codes"  # the IR's input value: the first activation quantizer's codes
+QUANTIZERS = ("BipolarQuant", "Quant")
+CHANNEL_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu")
+HOST_PREFIX_OPS = ("Reshape", "Flatten", "Mul", "Add", "Sub", "Div", "Transpose", "Identity")
+
+
+class QonnxError(GraphError):
+    """A QONNX graph hbnn cannot lower: the message names the node and its op type, or the tensor."""
+
+
+def _fail(node, message: str):
+    raise QonnxError(f"node {node.name!r} ({node.op_type}): {message}")
+
+
+def load_qonnx(path: str | pathlib.Path):
+    """The graph as a qonnx ModelWrapper, cleaned (constant folding except the quantizers, shapes, unique readable
+    names): the form hbnn lowers and keeps in a build, so node and tensor names in messages are this form's."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        model = ModelWrapper(str(path))
+    except Exception as error:  # onnx's protobuf parser: not an ONNX file
+        raise QonnxError(f"{path} is not an ONNX model: {error}") from None
+    model = cleanup_model(model)  # also drops initializers listed as graph inputs
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        raise QonnxError(f"{path}: hbnn maps graphs with one input and one output, not "
+                         f"{len(model.graph.input)} and {len(model.graph.output)}")
+    return model
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """Integer codes: value = code * scale (scale per channel, float64 holding the float32 scale exactly)."""
+    value: str  # the IR value
+    dtype: object
+    scale: np.ndarray  # (C,)
+    shape: tuple[int, int, int]  # (C, H, W)
+    flattened: tuple[int, int, int] | None = None  # a Flatten's (C, H, W)
+
+
+@dataclass
+class _Accumulator:
+    """A Dense's integer output and the float nodes after it, not yet quantized."""
+    dense: Dense
+    tensor: str  # the ONNX tensor holding acc * scale
+    scale: np.ndarray  # (C,)
+    shape: tuple[int, int, int]
+    rank: int  # the ONNX tensor's rank (2 for a vector, 4 for a map)
+    input_type: object
+    nodes: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QonnxLowering:
+    """The IR graph and what the host and the reference need around it."""
+    graph: Graph
+    input_tensor: str  # the ONNX tensor of the input quantizer's output (codes * input_scale)
+    input_scale: float
+    output_tensor: str  # the ONNX tensor the hardware's output integers stand for
+    output_scale: np.ndarray  # per output element of one image, in wire order: value = code * scale
+    host_tail: tuple[str, ...]  # ONNX nodes after output_tensor, run on the host
+
+
+def _attributes(node) -> dict:
+    import onnx.helper
+
+    return {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+
+def _power_of_two(value: float) -> bool:
+    mantissa, _ = math.frexp(value)
+    return value > 0 and mantissa == 0.5
+
+
+def _mantissa_bits(values: np.ndarray) -> int:
+    """The bits of the widest odd integer m with value = m * 2**e among the values (0 for zeros)."""
+    widest = 0
+    for value in np.abs(np.asarray(values, dtype=np.float64)).ravel():
+        if value == 0:
+            continue
+        mantissa, exponent = math.frexp(float(value))
+        integer = int(mantissa * (1 << 53))
+        while integer % 2 == 0:
+            integer //= 2
+        widest = max(widest, integer.bit_length())
+    return widest
+
+
+class _Lowering:
+    def __init__(self, model):
+        from qonnx.core.onnx_exec import execute_onnx
+
+        self.model = model
+        self.execute_onnx = execute_onnx
+        graph = model.graph
+        self.input_name = graph.input[0].name
+        self.output_name = graph.output[0].name
+        self.constants = self._constants()
+        self.state: dict[str, object] = {self.input_name: "host"}
+        self.nodes: list = []
+        self.input: _Codes | None = None
+        self.input_tensor: str | None = None
+        self.consumed: set[str] = set()
+
+    # --- constants -------------------------------------------------------------------------------------------------
+
+    def _constants(self) -> dict[str, np.ndarray]:
+        """Every tensor that does not depend on the graph input (initializers, quantized weights), evaluated."""
+        model = self.model
+        variable = {self.input_name}
+        for node in model.graph.node:
+            if any(name in variable for name in node.input):
+                variable.update(node.output)
+        shape = model.get_tensor_shape(self.input_name)
+        context = self.execute_onnx(model, {self.input_name: np.zeros(shape, dtype=np.float32)},
+                                    return_full_exec_context=True)
+        return {name: np.asarray(value) for name, value in context.items() if name not in variable}
+
+    def _constant(self, node, name: str) -> np.ndarray:
+        if name not in self.constants:
+            _fail(node, f"input {name!r} must be a constant (hbnn maps layers with constant weights)")
+        return self.constants[name]
+
+    # --- the walk --------------------------------------------------------------------------------------------------
+
+    def run(self) -> QonnxLowering:
+        for node in self.model.graph.node:
+            if all(name in self.constants for name in node.output):
+                continue  # a weight quantizer or a folded constant: read where it is used
+            sources = [self.state.get(name) for name in node.input if name not in self.constants]
+            if any(source is None for source in sources):
+                _fail(node, "reads a tensor hbnn has not lowered (an unsupported branch of the graph)")
+            if all(source == "host" for source in sources):
+                self._host(node)
+            elif len(sources) == 1 and isinstance(sources[0], _Codes):
+                self._codes(node, sources[0])
+            elif len(sources) == 1 and isinstance(sources[0], _Accumulator):
+                self._accumulator(node, sources[0])
+            else:
+                _fail(node, "reads tensors of different kinds (host floats, codes, accumulators); hbnn maps "
+                            "chains of layers")
+        return self._finish()
+
+    def _host(self, node):
+        if node.op_type in QUANTIZERS:
+            if self.input is not None:
+                _fail(node, "a second quantizer on host values: hbnn's accelerator has one input stream")
+            dtype, scale, _ = self._quantizer_codes(node)
+            shape = self._chw(node, node.output[0])
+            scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).ravel(), (shape[0],)).copy() \
+                if np.asarray(scale).size in (1, shape[0]) else _fail(node, "a per-element input scale")
+            self.input = _Codes(INPUT_VALUE, dtype, scale, shape)
+            self.input_tensor = node.output[0]
+            self.state[node.output[0]] = self.input
+        elif node.op_type in HOST_PREFIX_OPS:
+            self.state[node.output[0]] = "host"
+        else:
+            _fail(node, f"{node.op_type} in front of the first quantizer; the host runs only "
+                        f"{', '.join(HOST_PREFIX_OPS)} there")
+
+    def _chw(self, node, tensor: str) -> tuple[int, int, int]:
+        shape = self.model.get_tensor_shape(tensor)
+        if shape is None:
+            _fail(node, f"tensor {tensor!r} has no shape after shape inference")
+        if len(shape) == 2:
+            return (shape[1], 1, 1)
+        if len(shape) == 4:
+            return tuple(shape[1:])
+        _fail(node, f"tensor {tensor!r} has shape {shape}; hbnn maps (N, C) vectors and (N, C, H, W) maps")
+
+    def _quantizer_codes(self, node):
+        """(IR data type, scale, zero point) of a quantizer node's output codes."""
+        if node.op_type == "BipolarQuant":
+            scale = self._constant(node, node.input[1])
+            return Bipolar(), scale, 0
+        attributes = _attributes(node)
+        scale, zero_point, bits = (self._constant(node, name) for name in node.input[1:4])
+        if np.any(zero_point != 0):
+            _fail(node, "a non-zero zero point; hbnn's codes are symmetric")
+        bits = float(np.asarray(bits).ravel()[0])
+        if bits != int(bits) or not 2 <= bits <= 8:
+            _fail(node, f"bit width {bits:g}; hbnn's integer streams carry 2 to 8 bits")
+        signed = bool(attributes.get("signed", 1))
+        if attributes.get("rounding_mode", "ROUND") != "ROUND":
+            _fail(node, f"rounding mode {attributes['rounding_mode']}; hbnn maps ROUND (half to even)")
+        return Int(int(bits), signed), scale, 0
+
+    # --- on codes --------------------------------------------------------------------------------------------------
+
+    def _codes(self, node, source: _Codes):
+        op = node.op_type
+        if op in ("Gemm", "MatMul"):
+            self._dense(node, source)
+        elif op == "Conv":
+            self._conv(node, source)
+        elif op == "MaxPool":
+            attributes = _attributes(node)
+            kernel, strides = attributes.get("kernel_shape"), attributes.get("strides", [1, 1])
+            pads = attributes.get("pads", [0, 0, 0, 0])
+            if len(set(kernel)) != 1 or len(set(strides)) != 1 or len(set(pads)) != 1 \
+                    or attributes.get("ceil_mode", 0) or attributes.get("dilations", [1, 1]) != [1, 1]:
+                _fail(node, "hbnn pools with square kernels, equal strides and padding, floor mode")
+            name = node.name
+            self.nodes.append(Pool(name, (source.value,), "max", kernel[0], strides[0], pads[0]))
+            self.state[node.output[0]] = _Codes(name, source.dtype, source.scale, self._chw(node, node.output[0]))
+        elif op in ("Reshape", "Flatten"):
+            shape = self.model.get_tensor_shape(node.output[0])
+            if len(shape) != 2:
+                _fail(node, f"reshapes to {shape}; hbnn flattens a map into a vector (N, C*H*W)")
+            if source.shape[1:] == (1, 1):
+                self.state[node.output[0]] = source
+                return
+            if np.unique(source.scale).size != 1:
+                _fail(node, "flattens a map with per-channel scales")
+            name = node.name
+            self.nodes.append(Flatten(name, (source.value,)))
+            flat = source.shape[0] * source.shape[1] * source.shape[2]
+            self.state[node.output[0]] = _Codes(name, source.dtype, np.full(flat, source.scale[0]), (flat, 1, 1),
+                                                flattened=source.shape)
+        else:
+            _fail(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
+                        "Reshape and Flatten there)")
+
+    def _weight_codes(self, node, name: str):
+        """(codes as float, scale per output row, weight kind) of a quantized constant weight."""
+        producer = self.model.find_producer(name)
+        if producer is None or producer.op_type not in QUANTIZERS:
+            _fail(node, f"weight {name!r} is not quantized (a BipolarQuant or Quant of a constant); hbnn maps "
+                        "binary and integer weights")
+        values = self.constants[name].astype(np.float64)
+        dtype, scale, _ = self._quantizer_codes(producer)
+        scale = np.asarray(scale, dtype=np.float64)
+        codes = values / scale
+        if not np.array_equal(codes, np.round(codes)):
+            _fail(node, f"weight {name!r} divided by its scale is not integer")
+        if isinstance(dtype, Bipolar):
+            return codes, scale, "binary"
+        if codes.min() < -127 or codes.max() > 127:
+            _fail(node, f"weight {name!r} has codes outside -127..127 (hbnn's int8 multiply lanes)")
+        return codes, scale, "int8"
+
+    def _dense_node(self, node, source: _Codes, name: str, value: str, weights: np.ndarray, scale: np.ndarray,
+                    kind: str, out_tensor: str, shape, rank: int):
+        out = weights.shape[0]
+        scale_out = np.broadcast_to(scale.reshape(-1) if scale.size > 1 else scale.reshape(1), (out,))
+        dense = Dense(name, (value,), weights.astype(np.int64), kind)
+        # acc * s_in * s_w exactly, whatever the summation order: every partial sum is an integer multiple of the
+        # product of the scales, below the bound, representable in float32 when the mantissas leave room.
+        input_scale = np.unique(source.scale)
+        if input_scale.size != 1:
+            _fail(node, "reads codes with per-channel scales; hbnn needs one input scale per layer")
+        bound = accumulator_bound(kind, source.dtype, dense.in_features)
+        products = input_scale[0] * scale_out
+        if _mantissa_bits(products) + bound.bit_length() > 24:
+            _fail(node, f"its float32 output is not determined by the integer accumulator: scales "
+                        f"{input_scale[0]:g} x {np.unique(scale_out)[:4]} with accumulators up to {bound} round "
+                        "in float32 (use power-of-two scales)")
+        self.nodes.append(dense)
+        self.state[out_tensor] = _Accumulator(dense, out_tensor, products.astype(np.float64), shape, rank,
+                                              source.dtype)
+
+    def _dense(self, node, source: _Codes):
+        inputs = [name for name in node.input]
+        attributes = _attributes(node)
+        if node.op_type == "Gemm":
+            if attributes.get("alpha", 1.0) != 1.0 or attributes.get("transA", 0):
+                _fail(node, "Gemm with alpha != 1 or transA")
+            if len(inputs) == 3 and np.any(self._constant(node, inputs[2]) != 0):
+                _fail(node, "Gemm with a bias C; hbnn folds a layer's bias into its thresholds only from an Add "
+                            "after the product")
+        if inputs[0] not in self.state or self.state[inputs[0]] is not source:
+            _fail(node, "the quantized values must be the first input (A), the weights the second")
+        codes, scale, kind = self._weight_codes(node, inputs[1])
+        if node.op_type == "MatMul" or not attributes.get("transB", 0):
+            codes = codes.T  # (in, out) -> (out, in)
+            scale = scale.T if scale.ndim == 2 else scale
+        if scale.size > 1 and scale.size != codes.shape[0]:
+            _fail(node, f"weight scale of shape {scale.shape}; hbnn takes one scale per tensor or per output")
+        if source.flattened is not None:
+            channels, height, width = source.flattened
+            codes = codes.reshape(len(codes), channels, height, width).transpose(0, 2, 3, 1).reshape(len(codes), -1)
+        if codes.shape[1] != source.shape[0]:
+            _fail(node, f"weights of {codes.shape[1]} columns read {source.shape[0]} values")
+        self._dense_node(node, source, node.name, source.value, codes, scale.reshape(-1), kind, node.output[0],
+                         (codes.shape[0], 1, 1), 2)
+
+    def _conv(self, node, source: _Codes):
+        attributes = _attributes(node)
+        codes, scale, kind = self._weight_codes(node, node.input[1])
+        if len(node.input) > 2:
+            _fail(node, "a Conv bias; hbnn maps bias-free convolutions (the bias belongs after the product)")
+        kernel = attributes.get("kernel_shape", list(codes.shape[2:]))
+        strides = attributes.get("strides", [1, 1])
+        pads = attributes.get("pads", [0, 0, 0, 0])
+        if attributes.get("group", 1) != 1 or attributes.get("dilations", [1, 1]) != [1, 1]:
+            _fail(node, "grouped or dilated convolution")
+        if len(set(kernel)) != 1 or len(set(strides)) != 1 or len(set(pads)) != 1:
+            _fail(node, "hbnn maps square kernels with equal strides and padding on every side")
+        if pads[0] and isinstance(source.dtype, Bipolar):
+            _fail(node, "pads a bipolar input with 0.0, which a one-bit stream cannot carry (hbnn's binary "
+                        "convolutions pad with +1); use padding 0 or an explicit +1 pad")
+        window = f"{node.name}.window"
+        self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], pads[0], 0))
+        if scale.ndim == 4:
+            scale = scale.reshape(scale.shape[0], -1)[:, 0]
+        columns = codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
+        self._dense_node(node, source, node.name, window, columns, scale.reshape(-1), kind, node.output[0],
+                         self._chw(node, node.output[0]), 4)
+
+    # --- on accumulators -------------------------------------------------------------------------------------------
+
+    def _accumulator(self, node, source: _Accumulator):
+        if node.op_type in CHANNEL_OPS:
+            source.nodes.append(node)
+            self.state[node.output[0]] = source
+        elif node.op_type in QUANTIZERS:
+            self._threshold(node, source)
+        else:
+            _fail(node, f"{node.op_type} between a layer's product and its quantizer; hbnn folds "
+                        f"{', '.join(CHANNEL_OPS)} there into thresholds")
+
+    def _segment(self, source: _Accumulator, quantizer, batch: int):
+        """The nodes from the accumulator's tensor to the quantizer's output as a model of their own, for `batch`
+        values per channel."""
+        import onnx.helper
+        import onnx.numpy_helper
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        nodes = [*source.nodes, quantizer]
+        channels = source.shape[0]
+        shape = [batch, channels] + [1] * (source.rank - 2)
+        constants = sorted({name for node in nodes for name in node.input if name in self.constants})
+        initializers = [onnx.numpy_helper.from_array(np.asarray(self.constants[name]), name) for name in constants]
+        graph = onnx.helper.make_graph(
+            [onnx.helper.make_node(n.op_type, list(n.input), list(n.output), name=n.name, domain=n.domain,
+                                   **_attributes(n)) for n in nodes],
+            "segment", [onnx.helper.make_tensor_value_info(source.tensor, onnx.TensorProto.FLOAT, shape)],
+            [onnx.helper.make_tensor_value_info(quantizer.output[0], onnx.TensorProto.FLOAT, None)], initializers)
+        model = ModelWrapper(onnx.helper.make_model(graph, opset_imports=list(self.model.model.opset_import)))
+        return model.transform(InferShapes())
+
+    def _threshold(self, quantizer, source: _Accumulator):
+        dtype, scale, _ = self._quantizer_codes(quantizer)
+        channels = source.shape[0]
+        scale = np.asarray(scale, dtype=np.float64).ravel()
+        if scale.size not in (1, channels):
+            _fail(quantizer, f"output scale of {scale.size} values for {channels} channels")
+        scale = np.broadcast_to(scale, (channels,)).copy()
+        low_code = -1 if isinstance(dtype, Bipolar) else dtype.low
+        levels = 2 if isinstance(dtype, Bipolar) else dtype.high - dtype.low + 1
+        if isinstance(dtype, Int) and dtype.signed and _attributes(quantizer).get("narrow", 0):
+            low_code, levels = dtype.low + 1, levels - 1
+        models: dict[int, object] = {}
+        output = quantizer.output[0]
+        tail = [1] * (source.rank - 2)
+
+        def levels_of(accumulators: np.ndarray) -> np.ndarray:
+            count = len(accumulators)
+            if count not in models:
+                models[count] = self._segment(source, quantizer, count)
+            values = (accumulators.astype(np.float64) * source.scale).astype(np.float32).reshape(count, channels,
+                                                                                               *tail)
+            out = self.execute_onnx(models[count], {source.tensor: values})[output].reshape(count, channels)
+            if isinstance(dtype, Bipolar):
+                return (out > 0).astype(np.int64)
+            return np.rint(out.astype(np.float64) / scale).astype(np.int64) - low_code
+
+        low, high, stride = self._lattice(source)
+        steps = fold_steps(levels_of, channels, low, high, levels, stride=stride)
+        name = quantizer.name
+        if isinstance(dtype, Bipolar):
+            node = MultiThreshold(name, (source.dense.name,), steps.thresholds, steps.descending, 0, Bipolar())
+        else:
+            node = MultiThreshold(name, (source.dense.name,), steps.thresholds, steps.descending, low_code,
+                                  Int(dtype.width, dtype.signed))
+        self.nodes.append(node)
+        self.state[quantizer.output[0]] = _Codes(name, node.dtype, scale, source.shape)
+
+    @staticmethod
+    def _lattice(source: _Accumulator) -> tuple[int, int, int]:
+        bound = accumulator_bound(source.dense.weight_kind, source.input_type, source.dense.in_features)
+        stride = 2 if source.dense.weight_kind == "binary" and isinstance(source.input_type, Bipolar) else 1
+        return -bound, bound, stride
+
+    # --- the end ---------------------------------------------------------------------------------------------------
+
+    def _finish(self) -> QonnxLowering:
+        if self.input is None:
+            raise QonnxError("the graph has no activation quantizer on its input: hbnn's accelerator reads codes "
+                             "(add a BipolarQuant or Quant in front of the first layer)")
+        final = self.state.get(self.output_name)
+        if isinstance(final, _Accumulator):
+            output_tensor, value, scale, shape = final.tensor, final.dense.name, final.scale, final.shape
+            tail = tuple(node.name for node in final.nodes)
+        elif isinstance(final, _Codes):
+            output_tensor = self.output_name
+            value, scale, shape, tail = final.value, final.scale, final.shape, ()
+        else:
+            raise QonnxError(f"the graph output {self.output_name!r} is not computed from the quantized layers")
+        pixels = shape[1] * shape[2]
+        graph = Graph(((INPUT_VALUE, Tensor(self.input.dtype, self.input.shape)),), self.nodes, (value,))
+        check_graph(graph)
+        (input_scale,) = np.unique(self.input.scale)
+        return QonnxLowering(graph, self.input_tensor, float(input_scale), output_tensor,
+                             np.tile(scale, pixels), tail)
+
+
+def lower_qonnx(model) -> QonnxLowering:
+    """A cleaned QONNX ModelWrapper (load_qonnx) as a checked IR graph, before the passes."""
+    return _Lowering(model).run()
