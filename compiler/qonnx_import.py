@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .check import GraphError, check_graph
-from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow, Tensor, accumulator_bound
+from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow, Tensor
 from .multithreshold import fold_steps
 
 __all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx", "INPUT_VALUE"]
@@ -47,11 +47,34 @@ def _fail(node, message: str):
     raise QonnxError(f"node {node.name!r} ({node.op_type}): {message}")
 
 
+def _cleanup(model):
+    """qonnx's cleanup_model without its renaming: the user's node and tensor names stay, so that messages name
+    what the user sees in Netron; names are only given where missing or repeated."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (GiveUniqueNodeNames, GiveUniqueParameterTensors,
+                                              RemoveStaticGraphInputs, RemoveUnusedTensors, SortGraph)
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    for node in model.graph.node:  # as cleanup_model: QONNX's quantizers in the domain qonnx executes them from
+        if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            node.domain = "qonnx.custom_op.general"
+    for transformation in (InferShapes(), GiveUniqueParameterTensors(),
+                           FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
+                                                           "DequantizeLinear"]),
+                           FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
+                           SortGraph(), InferShapes()):
+        model = model.transform(transformation)
+    names = [node.name for node in model.graph.node]
+    if "" in names or len(set(names)) != len(names):
+        model = model.transform(GiveUniqueNodeNames())
+    return model
+
+
 def load_qonnx(path: str | pathlib.Path):
-    """The graph as a qonnx ModelWrapper, cleaned (constant folding except the quantizers, shapes, unique readable
-    names): the form hbnn lowers and keeps in a build, so node and tensor names in messages are this form's."""
+    """The graph as a qonnx ModelWrapper, cleaned (constant folding except the quantizers, shapes, sorted): the form
+    hbnn lowers and keeps in a build."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
 
     path = pathlib.Path(path)
     if not path.exists():
@@ -60,7 +83,7 @@ def load_qonnx(path: str | pathlib.Path):
         model = ModelWrapper(str(path))
     except Exception as error:  # onnx's protobuf parser: not an ONNX file
         raise QonnxError(f"{path} is not an ONNX model: {error}") from None
-    model = cleanup_model(model)  # also drops initializers listed as graph inputs
+    model = _cleanup(model)  # also drops initializers listed as graph inputs
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
         raise QonnxError(f"{path}: hbnn maps graphs with one input and one output, not "
                          f"{len(model.graph.input)} and {len(model.graph.output)}")
@@ -74,6 +97,7 @@ class _Codes:
     dtype: object
     scale: np.ndarray  # (C,)
     shape: tuple[int, int, int]  # (C, H, W)
+    codes: tuple[int, int]  # the quantizer's code range (the stream type may be wider)
     flattened: tuple[int, int, int] | None = None  # a Flatten's (C, H, W)
 
 
@@ -85,7 +109,8 @@ class _Accumulator:
     scale: np.ndarray  # (C,)
     shape: tuple[int, int, int]
     rank: int  # the ONNX tensor's rank (2 for a vector, 4 for a map)
-    input_type: object
+    bound: int  # the largest |accumulator| these weights and input codes can make
+    lattice_stride: int  # 2 where every accumulator has the parity of the row length (+-1 x +-1), else 1
     nodes: list = field(default_factory=list)
 
 
@@ -103,7 +128,26 @@ class QonnxLowering:
 def _attributes(node) -> dict:
     import onnx.helper
 
-    return {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
+    values = {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
+    return {name: value.decode() if isinstance(value, bytes) else value for name, value in values.items()}
+
+
+def _stream_type(node, dtype):
+    """The IR type carrying a quantizer's codes: hbnn's integer streams and lanes are int8 (hbnn.hw.mvau), so
+    narrower codes (2-bit activations) travel as int8 with the same values; wider or unsigned-8-bit ones do not
+    fit."""
+    if isinstance(dtype, Bipolar):
+        return dtype
+    if dtype.low < -128 or dtype.high > 127:
+        _fail(node, f"codes {dtype.low}..{dtype.high} do not fit hbnn's int8 streams")
+    return Int(8, True)
+
+
+def _code_range(node, dtype) -> tuple[int, int]:
+    if isinstance(dtype, Bipolar):
+        return -1, 1
+    narrow = dtype.signed and _attributes(node).get("narrow", 0)
+    return dtype.low + (1 if narrow else 0), dtype.high
 
 
 def _power_of_two(value: float) -> bool:
@@ -188,7 +232,7 @@ class _Lowering:
             shape = self._chw(node, node.output[0])
             scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).ravel(), (shape[0],)).copy() \
                 if np.asarray(scale).size in (1, shape[0]) else _fail(node, "a per-element input scale")
-            self.input = _Codes(INPUT_VALUE, dtype, scale, shape)
+            self.input = _Codes(INPUT_VALUE, _stream_type(node, dtype), scale, shape, _code_range(node, dtype))
             self.input_tensor = node.output[0]
             self.state[node.output[0]] = self.input
         elif node.op_type in HOST_PREFIX_OPS:
@@ -241,7 +285,8 @@ class _Lowering:
                 _fail(node, "hbnn pools with square kernels, equal strides and padding, floor mode")
             name = node.name
             self.nodes.append(Pool(name, (source.value,), "max", kernel[0], strides[0], pads[0]))
-            self.state[node.output[0]] = _Codes(name, source.dtype, source.scale, self._chw(node, node.output[0]))
+            self.state[node.output[0]] = _Codes(name, source.dtype, source.scale, self._chw(node, node.output[0]),
+                                                source.codes)
         elif op in ("Reshape", "Flatten"):
             shape = self.model.get_tensor_shape(node.output[0])
             if len(shape) != 2:
@@ -255,7 +300,7 @@ class _Lowering:
             self.nodes.append(Flatten(name, (source.value,)))
             flat = source.shape[0] * source.shape[1] * source.shape[2]
             self.state[node.output[0]] = _Codes(name, source.dtype, np.full(flat, source.scale[0]), (flat, 1, 1),
-                                                flattened=source.shape)
+                                                source.codes, flattened=source.shape)
         else:
             _fail(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
                         "Reshape and Flatten there)")
@@ -288,15 +333,16 @@ class _Lowering:
         input_scale = np.unique(source.scale)
         if input_scale.size != 1:
             _fail(node, "reads codes with per-channel scales; hbnn needs one input scale per layer")
-        bound = accumulator_bound(kind, source.dtype, dense.in_features)
+        bound = int(np.abs(weights).sum(axis=1).max()) * max(-source.codes[0], source.codes[1])
         products = input_scale[0] * scale_out
         if _mantissa_bits(products) + bound.bit_length() > 24:
             _fail(node, f"its float32 output is not determined by the integer accumulator: scales "
                         f"{input_scale[0]:g} x {np.unique(scale_out)[:4]} with accumulators up to {bound} round "
                         "in float32 (use power-of-two scales)")
         self.nodes.append(dense)
-        self.state[out_tensor] = _Accumulator(dense, out_tensor, products.astype(np.float64), shape, rank,
-                                              source.dtype)
+        stride = 2 if kind == "binary" and isinstance(source.dtype, Bipolar) else 1
+        self.state[out_tensor] = _Accumulator(dense, out_tensor, products.astype(np.float64), shape, rank, bound,
+                                              stride)
 
     def _dense(self, node, source: _Codes):
         inputs = [name for name in node.input]
@@ -339,7 +385,8 @@ class _Lowering:
             _fail(node, "pads a bipolar input with 0.0, which a one-bit stream cannot carry (hbnn's binary "
                         "convolutions pad with +1); use padding 0 or an explicit +1 pad")
         window = f"{node.name}.window"
-        self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], pads[0], 0))
+        pad_code = 1 if isinstance(source.dtype, Bipolar) else 0  # unused on bipolar codes: no padding there
+        self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], pads[0], pad_code))
         if scale.ndim == 4:
             scale = scale.reshape(scale.shape[0], -1)[:, 0]
         columns = codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
@@ -386,10 +433,8 @@ class _Lowering:
         if scale.size not in (1, channels):
             _fail(quantizer, f"output scale of {scale.size} values for {channels} channels")
         scale = np.broadcast_to(scale, (channels,)).copy()
-        low_code = -1 if isinstance(dtype, Bipolar) else dtype.low
-        levels = 2 if isinstance(dtype, Bipolar) else dtype.high - dtype.low + 1
-        if isinstance(dtype, Int) and dtype.signed and _attributes(quantizer).get("narrow", 0):
-            low_code, levels = dtype.low + 1, levels - 1
+        low_code, high_code = _code_range(quantizer, dtype)
+        levels = 2 if isinstance(dtype, Bipolar) else high_code - low_code + 1
         models: dict[int, object] = {}
         output = quantizer.output[0]
         tail = [1] * (source.rank - 2)
@@ -412,15 +457,13 @@ class _Lowering:
             node = MultiThreshold(name, (source.dense.name,), steps.thresholds, steps.descending, 0, Bipolar())
         else:
             node = MultiThreshold(name, (source.dense.name,), steps.thresholds, steps.descending, low_code,
-                                  Int(dtype.width, dtype.signed))
+                                  _stream_type(quantizer, dtype))
         self.nodes.append(node)
-        self.state[quantizer.output[0]] = _Codes(name, node.dtype, scale, source.shape)
+        self.state[quantizer.output[0]] = _Codes(name, node.dtype, scale, source.shape, _code_range(quantizer, dtype))
 
     @staticmethod
     def _lattice(source: _Accumulator) -> tuple[int, int, int]:
-        bound = accumulator_bound(source.dense.weight_kind, source.input_type, source.dense.in_features)
-        stride = 2 if source.dense.weight_kind == "binary" and isinstance(source.input_type, Bipolar) else 1
-        return -bound, bound, stride
+        return -source.bound, source.bound, source.lattice_stride
 
     # --- the end ---------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,145 @@
+"""QONNX graphs lowered to the IR: the IR executor equals execute_onnx, as integers, on Brevitas' bnn_pynq exports;
+and what hbnn cannot map is refused naming the node."""
+import numpy as np
+import onnx
+import onnx.helper as oh
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from hbnn.compiler.execute import execute
+from hbnn.compiler.ir import Bipolar, Dense, Int, MultiThreshold, Pool, SlidingWindow
+from hbnn.compiler.qonnx_import import QonnxError, load_qonnx, lower_qonnx
+from hbnn.quant.bnn_pynq import export_bnn_pynq
+from hbnn.sim.qonnx_reference import QonnxReference
+
+IMAGES = 40
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bnn_pynq")
+    cache = {}
+
+    def export(name):
+        if name not in cache:
+            cache[name] = export_bnn_pynq(name, folder / f"{name}.onnx", seed=0)
+        return cache[name]
+    return export
+
+
+def _reference(model, lowering, folder):
+    path = folder / "clean.onnx"
+    model.save(str(path))
+    entry = {"input_tensor": lowering.input_tensor, "input_scale": lowering.input_scale,
+             "output_tensor": lowering.output_tensor, "output_scale": lowering.output_scale,
+             "host_tail": list(lowering.host_tail)}
+    return QonnxReference(path, entry)
+
+
+def _ir_outputs(lowering, input_codes):
+    (_, tensor), = lowering.graph.inputs
+    channels, height, width = tensor.shape
+    codes = input_codes.reshape(len(input_codes), height, width, channels).transpose(0, 3, 1, 2)
+    out = execute(lowering.graph, codes)[lowering.graph.outputs[0]]
+    return out.transpose(0, 2, 3, 1).reshape(len(out), -1)
+
+
+@pytest.mark.parametrize("name", ["tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "tfc_1w2a", "cnv_1w1a", "cnv_2w2a"])
+def test_bnn_pynq_lowered_equals_execute_onnx(exports, tmp_path, name):
+    model = load_qonnx(exports(name))
+    lowering = lower_qonnx(model)
+    reference = _reference(model, lowering, tmp_path)
+    x = np.random.default_rng(1).random((IMAGES, int(np.prod(reference.input_shape))), dtype=np.float32)
+    run = reference.run(x)
+    assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
+    # The host's tail (TensorNorm) on the integers gives the graph's output, bit for bit.
+    assert np.array_equal(reference.finish(run.output_codes).reshape(run.final.shape), run.final)
+    thresholds = [node for node in lowering.graph.nodes if isinstance(node, MultiThreshold)]
+    assert len(thresholds) == (8 if name.startswith("cnv") else 3)
+    # The drawn statistics put thresholds inside the accumulator ranges: the outputs vary from image to image.
+    assert len(np.unique(run.output_codes)) > 5
+
+
+def test_bnn_pynq_layers_map_to_the_expected_lanes(exports):
+    lowering = lower_qonnx(load_qonnx(exports("cnv_1w1a")))
+    nodes = lowering.graph.nodes
+    dense = [node for node in nodes if isinstance(node, Dense)]
+    assert [node.weight_kind for node in dense] == ["binary"] * 9
+    assert lowering.graph.inputs[0][1].dtype == Int(8, True)  # CNV's 8-bit first layer input
+    assert sum(isinstance(node, Pool) for node in nodes) == 2
+    assert [node.kernel for node in nodes if isinstance(node, SlidingWindow)] == [3] * 6
+    assert all(node.dtype == Bipolar() for node in nodes if isinstance(node, MultiThreshold))
+    assert lowering.host_tail  # TensorNorm runs on the host
+
+
+def test_2_bit_activations_are_four_levels_on_int8_streams(exports):
+    lowering = lower_qonnx(load_qonnx(exports("tfc_1w2a")))
+    hidden = [node for node in lowering.graph.nodes if isinstance(node, MultiThreshold)]
+    assert all(node.dtype == Int(8, True) for node in hidden)
+    assert all(node.thresholds.shape[1] <= 3 and node.base >= -2 for node in hidden)
+
+
+# --- refusals, on small hand-made graphs --------------------------------------------------------------------------
+
+def _graph(tmp_path, after_matmul, weight=None, weight_quant=True, scale=1.0):
+    """input (1, 8) -> BipolarQuant -> MatMul(W) -> after_matmul nodes -> output."""
+    rng = np.random.default_rng(0)
+    weight = rng.choice([-1.0, 1.0], size=(8, 4)).astype(np.float32) if weight is None else weight
+    nodes = [oh.make_node("BipolarQuant", ["x", "one"], ["xq"], name="InputQuant", domain="qonnx.custom_op.general")]
+    if weight_quant:
+        nodes.append(oh.make_node("BipolarQuant", ["w", "wscale"], ["wq"], name="WeightQuant",
+                                  domain="qonnx.custom_op.general"))
+    nodes.append(oh.make_node("MatMul", ["xq", "wq" if weight_quant else "w"], ["acc"], name="Product"))
+    last = "acc"
+    for index, (op, constant) in enumerate(after_matmul):
+        output = f"t{index}"
+        inputs = [last] + ([f"c{index}"] if constant is not None else [])
+        nodes.append(oh.make_node(op, inputs, [output], name=f"{op}_{index}"))
+        last = output
+    nodes.append(oh.make_node("BipolarQuant", [last, "one"], ["y"], name="OutputQuant",
+                              domain="qonnx.custom_op.general"))
+    initializers = [numpy_helper.from_array(np.float32(1.0).reshape(()), "one"),
+                    numpy_helper.from_array(np.float32(scale).reshape(()), "wscale"),
+                    numpy_helper.from_array(weight, "w")]
+    initializers += [numpy_helper.from_array(np.asarray(constant, dtype=np.float32), f"c{index}")
+                     for index, (_, constant) in enumerate(after_matmul) if constant is not None]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializers)
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    path = tmp_path / "g.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_hand_made_graph_with_a_bias_and_a_negative_scale(tmp_path):
+    path = _graph(tmp_path, [("Add", [0.5, -3.0, 2.0, 0.0]), ("Mul", [1.0, -2.0, 0.5, 3.0])])
+    model = load_qonnx(path)
+    lowering = lower_qonnx(model)
+    (threshold,) = [node for node in lowering.graph.nodes if isinstance(node, MultiThreshold)]
+    assert threshold.descending.tolist() == [False, True, False, False]
+    reference = _reference(model, lowering, tmp_path)
+    x = np.random.default_rng(2).random((64, 8), dtype=np.float32) * 2 - 1
+    run = reference.run(x)
+    assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
+
+
+def test_an_unmapped_op_is_named(tmp_path):
+    with pytest.raises(QonnxError, match=r"node 'Tanh_0' \(Tanh\)"):
+        lower_qonnx(load_qonnx(_graph(tmp_path, [("Tanh", None)])))
+
+
+def test_float_weights_are_named(tmp_path):
+    with pytest.raises(QonnxError, match=r"weight 'w' is not quantized"):
+        lower_qonnx(load_qonnx(_graph(tmp_path, [], weight_quant=False)))
+
+
+def test_a_scale_that_rounds_in_float32_is_refused(tmp_path):
+    with pytest.raises(QonnxError, match=r"node 'Product' \(MatMul\).*not determined by the integer accumulator"):
+        lower_qonnx(load_qonnx(_graph(tmp_path, [], scale=0.1)))
+
+
+def test_not_an_onnx_file(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x80\x04 not a protobuf")
+    with pytest.raises(QonnxError, match="is not an ONNX model"):
+        load_qonnx(path)
