@@ -11,6 +11,7 @@ import time
 __all__ = ["main"]
 
 
+BNN_PYNQ_PREFIX = "bnn_pynq:"
 _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?%?$")
 
 
@@ -154,13 +155,24 @@ def _layer_cycles(layer) -> int:
     return layer["pixels"] * layer["neuron_folds"] * layer["synapse_folds"]
 
 
-def step_compile(checkpoint, out_dir, board_name, folding, target_cycles, fit_check: bool = True) -> dict:
+def step_compile(checkpoint, out_dir, board_name, folding, target_cycles, fit_check: bool = True,
+                 weights=None) -> dict:
+    import functools
+
     from .boards import get_board
-    from .compiler.build import compile_checkpoint, compile_qonnx
+    from .compiler.build import compile_brevitas, compile_checkpoint, compile_qonnx
 
     started = time.monotonic()
-    # A .onnx file is a QONNX graph (Brevitas' export_qonnx, FINN's models); anything else an hbnn checkpoint.
-    compile_file = compile_qonnx if pathlib.Path(checkpoint).suffix.lower() == ".onnx" else compile_checkpoint
+    # A .onnx file is a QONNX graph (Brevitas' export_qonnx, FINN's models); bnn_pynq:NAME one of Brevitas' bnn_pynq
+    # networks as PyTorch; anything else an hbnn checkpoint.
+    source = str(checkpoint)
+    if source.startswith(BNN_PYNQ_PREFIX):
+        compile_file = functools.partial(compile_brevitas, weights=weights)
+        checkpoint = source.removeprefix(BNN_PYNQ_PREFIX)
+    elif weights is not None:
+        raise SystemExit("error: --weights is for bnn_pynq:NETWORK models (Brevitas' own networks as PyTorch)")
+    else:
+        compile_file = compile_qonnx if pathlib.Path(source).suffix.lower() == ".onnx" else compile_checkpoint
     graph, manifest = compile_file(checkpoint, out_dir, get_board(board_name), dict(folding or []),
                                    target_cycles, fit_check)
     seconds = time.monotonic() - started
@@ -337,7 +349,8 @@ def cmd_train(args) -> int:
 
 def cmd_compile(args) -> int:
     step_compile(args.checkpoint, args.out, args.board, args.folding,
-                 target_cycles_for(args.board, args.target_cycles, args.target_fps), not args.no_fit_check)
+                 target_cycles_for(args.board, args.target_cycles, args.target_fps), not args.no_fit_check,
+                 args.weights)
     return 0
 
 
@@ -549,7 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser("compile", help="checkpoint or QONNX graph (.onnx) -> build folder (Verilog, "
                                                   "memories, manifest)")
-    compile_.add_argument("checkpoint", type=pathlib.Path)
+    compile_.add_argument("checkpoint", type=pathlib.Path,
+                          help="an hbnn checkpoint (.pt), a QONNX graph (.onnx), or bnn_pynq:NETWORK (Brevitas' "
+                               "tfc/sfc/lfc/cnv as PyTorch, e.g. bnn_pynq:cnv_1w1a)")
+    compile_.add_argument("--weights", type=pathlib.Path, default=None,
+                          help="bnn_pynq:NETWORK's trained weights: a state dict or Brevitas' training checkpoint, "
+                               "loaded with weights_only (default: random weights)")
     compile_.add_argument("--out", type=pathlib.Path, default=pathlib.Path("build"))
     compile_.add_argument("--board", default="pynq-z2", choices=sorted(BOARDS))
     target = compile_.add_mutually_exclusive_group()

@@ -14,12 +14,15 @@ Layout of BUILD/:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pathlib
 import shutil
 import tempfile
 from collections.abc import Mapping
+
+import torch
 
 from .. import __version__
 from ..boards import Board
@@ -40,12 +43,13 @@ from .qonnx_import import load_qonnx, lower_qonnx
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, LANE_LUT_SHARE, WEIGHT_BRAM_SHARE
 
 __all__ = ["MANIFEST", "VERILOG", "CHECKPOINT", "QONNX_MODEL", "MANIFEST_VERSION", "compile_checkpoint",
-           "compile_qonnx", "write_build", "read_manifest"]
+           "compile_qonnx", "compile_brevitas", "write_build", "read_manifest", "BREVITAS_WEIGHTS"]
 
 MANIFEST = "manifest.json"
 VERILOG = f"{TOP_NAME}.v"
 CHECKPOINT = "model.pt"
 QONNX_MODEL = "model.onnx"
+BREVITAS_WEIGHTS = "brevitas_state.pt"
 MANIFEST_VERSION = 6  # 4: convolutions (windows, pixels), pools, output divisor; 5: residual adds, forked
 # thresholds; 6: fits_board
 STREAM_PACKING = ("an image is `transfers` transfers; element i of a transfer in bits [i*element_bits, "
@@ -155,12 +159,14 @@ def _layer_entries(graph: Graph, design: MappedDesign, files: dict[str, str]) ->
 
 def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_config: Mapping,
                 checkpoint: str | pathlib.Path | None = None, fit_check: bool = True,
-                qonnx: tuple[dict, bytes] | None = None) -> dict:
+                entries: Mapping[str, object] | None = None, reference_files: Mapping[str, bytes] | None = None
+                ) -> dict:
     """Writes the whole folder next to OUT, then swaps it in: a failure leaves no half-written build.
 
     A design over the board's budget is an error (BoardBudgetError); with fit_check=False it is built anyway, for
-    co-simulation and resource reports, and the manifest's "fits_board" says why it does not fit. qonnx: the
-    manifest's "qonnx" entry (hbnn.sim.qonnx_reference reads it) and the cleaned graph, for a QONNX build."""
+    co-simulation and resource reports, and the manifest's "fits_board" says why it does not fit. entries: more
+    manifest entries ("qonnx", "brevitas": what hbnn.sim.qonnx_reference reads), reference_files: the files they
+    name (the cleaned graph, the weights)."""
     out_dir = pathlib.Path(out_dir)
     types = check_graph(graph)
     design = map_design(graph)
@@ -188,7 +194,7 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
                                   "--no-fit-check, for co-simulation and resource reports only"},
         "model": dict(model_config),
         "checkpoint": CHECKPOINT if checkpoint is not None else None,
-        **({"qonnx": {**qonnx[0], "file": QONNX_MODEL}} if qonnx is not None else {}),
+        **dict(entries or {}),
         "input": {**input_format.as_dict(), "packing": STREAM_PACKING, "value": input_name,
                   "quantizer": {"layer": layer, "codes": data_type_name(input_tensor.dtype)},
                   "exponent": getattr(input_tensor.dtype, "exponent", 0)},
@@ -220,8 +226,8 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
             path.write_text(text)
         if checkpoint is not None:
             shutil.copyfile(checkpoint, staging / CHECKPOINT)
-        if qonnx is not None:
-            (staging / QONNX_MODEL).write_bytes(qonnx[1])
+        for relative, content in (reference_files or {}).items():
+            (staging / relative).write_bytes(content)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
@@ -250,23 +256,53 @@ def compile_qonnx(path: str | pathlib.Path, out_dir: str | pathlib.Path, board: 
                   fit_check: bool = True) -> tuple[Graph, dict]:
     """`hbnn compile MODEL.onnx`: a QONNX graph (hbnn.compiler.qonnx_import), compiled as a checkpoint is; the build
     keeps the cleaned graph, which `hbnn sim` runs with execute_onnx as the reference."""
-    model = load_qonnx(path)
-    lowering = lower_qonnx(model)
+    return _compile_lowered(load_qonnx(path), None, pathlib.Path(path).name, out_dir, board, folding, target_cycles,
+                            fit_check)
+
+
+def compile_brevitas(network: str, out_dir: str | pathlib.Path, board: Board,
+                     folding: Mapping[str, Folding] | None = None, target_cycles: int = DEFAULT_TARGET_CYCLES,
+                     fit_check: bool = True, weights: str | pathlib.Path | None = None,
+                     seed: int = 0) -> tuple[Graph, dict]:
+    """`hbnn compile bnn_pynq:NETWORK [--weights W]`: one of Brevitas' bnn_pynq networks as PyTorch, its weights from
+    W (a state dict, loaded with weights_only) or random (seeded); thresholds exact against PyTorch
+    (hbnn.compiler.brevitas_import), and `hbnn sim` compares with the PyTorch model."""
+    from ..quant.bnn_pynq import bnn_pynq_model, export_model, load_brevitas_weights
+    from .brevitas_import import torch_evaluator
+
+    model = bnn_pynq_model(network, seed)
+    if weights is not None:
+        load_brevitas_weights(model, weights)
+    with tempfile.TemporaryDirectory() as folder:
+        graph_path = export_model(model, network, pathlib.Path(folder) / "model.onnx")
+        qonnx_model = load_qonnx(graph_path)
+    state = io.BytesIO()
+    torch.save(model.state_dict(), state)
+    brevitas = {"network": network, "weights": BREVITAS_WEIGHTS, "source": str(weights) if weights else None,
+                "seed": None if weights else seed,
+                "meaning": "the PyTorch model (brevitas_examples.bnn_pynq) with these weights is the reference"}
+    return _compile_lowered(qonnx_model, torch_evaluator, f"bnn_pynq:{network}", out_dir, board, folding,
+                            target_cycles, fit_check, {"brevitas": brevitas}, {BREVITAS_WEIGHTS: state.getvalue()})
+
+
+def _compile_lowered(model, evaluator, source: str, out_dir, board: Board, folding, target_cycles, fit_check,
+                     entries=None, files=None) -> tuple[Graph, dict]:
+    lowering = lower_qonnx(model, evaluator)
     budgets = {"dsp_budget": board.dsps, "lut_budget": int(board.luts * LANE_LUT_SHARE)}
     graph = compile_graph(lowering.graph, folding, target_cycles, **budgets,
                           bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
     if not fit_check and not _fits(graph, board):
         graph = compile_graph(lowering.graph, folding, target_cycles, **budgets)
-    entry = {"source": pathlib.Path(path).name, "input_tensor": lowering.input_tensor,
+    entry = {"source": source, "file": QONNX_MODEL, "input_tensor": lowering.input_tensor,
              "input_scale": lowering.input_scale, "output_tensor": lowering.output_tensor,
              "output_scale": [float(value) for value in lowering.output_scale],
              "host_tail": list(lowering.host_tail),
              "meaning": "input codes = input_tensor / input_scale; the hardware outputs output_tensor / output_scale "
                         "(exact integers); the host runs host_tail's nodes on the rest; the reference is "
                         "qonnx.core.onnx_exec.execute_onnx on file"}
-    config = {"format": "qonnx", "source": entry["source"]}
-    return graph, write_build(graph, out_dir, board, config, None, fit_check,
-                              qonnx=(entry, model.model.SerializeToString()))
+    config = {"format": "qonnx", "source": source}
+    return graph, write_build(graph, out_dir, board, config, None, fit_check, {"qonnx": entry, **(entries or {})},
+                              {QONNX_MODEL: model.model.SerializeToString(), **(files or {})})
 
 
 def _fits(graph: Graph, board: Board) -> bool:

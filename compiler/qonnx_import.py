@@ -170,20 +170,21 @@ def _mantissa_bits(values: np.ndarray) -> int:
 
 
 class _Lowering:
-    def __init__(self, model):
+    def __init__(self, model, evaluator=None):
         from qonnx.core.onnx_exec import execute_onnx
 
         self.model = model
         self.execute_onnx = execute_onnx
+        self._segments: dict[tuple[str, int], object] = {}
         graph = model.graph
         self.input_name = graph.input[0].name
         self.output_name = graph.output[0].name
         self.constants = self._constants()
+        self.evaluate = evaluator(self.constants) if evaluator is not None else self._evaluate_onnx
         self.state: dict[str, object] = {self.input_name: "host"}
         self.nodes: list = []
         self.input: _Codes | None = None
         self.input_tensor: str | None = None
-        self.consumed: set[str] = set()
 
     # --- constants -------------------------------------------------------------------------------------------------
 
@@ -405,6 +406,13 @@ class _Lowering:
             _fail(node, f"{node.op_type} between a layer's product and its quantizer; hbnn folds "
                         f"{', '.join(CHANNEL_OPS)} there into thresholds")
 
+    def _evaluate_onnx(self, source: _Accumulator, quantizer, values: np.ndarray) -> np.ndarray:
+        """The reference on the segment: execute_onnx on its nodes (cached per batch size)."""
+        key = (quantizer.name, len(values))
+        if key not in self._segments:
+            self._segments[key] = self._segment(source, quantizer, len(values))
+        return self.execute_onnx(self._segments[key], {source.tensor: values})[quantizer.output[0]]
+
     def _segment(self, source: _Accumulator, quantizer, batch: int):
         """The nodes from the accumulator's tensor to the quantizer's output as a model of their own, for `batch`
         values per channel."""
@@ -435,17 +443,13 @@ class _Lowering:
         scale = np.broadcast_to(scale, (channels,)).copy()
         low_code, high_code = _code_range(quantizer, dtype)
         levels = 2 if isinstance(dtype, Bipolar) else high_code - low_code + 1
-        models: dict[int, object] = {}
-        output = quantizer.output[0]
         tail = [1] * (source.rank - 2)
 
         def levels_of(accumulators: np.ndarray) -> np.ndarray:
             count = len(accumulators)
-            if count not in models:
-                models[count] = self._segment(source, quantizer, count)
             values = (accumulators.astype(np.float64) * source.scale).astype(np.float32).reshape(count, channels,
                                                                                                *tail)
-            out = self.execute_onnx(models[count], {source.tensor: values})[output].reshape(count, channels)
+            out = np.asarray(self.evaluate(source, quantizer, values)).reshape(count, channels)
             if isinstance(dtype, Bipolar):
                 return (out > 0).astype(np.int64)
             return np.rint(out.astype(np.float64) / scale).astype(np.int64) - low_code
@@ -488,6 +492,12 @@ class _Lowering:
                              np.tile(scale, pixels), tail)
 
 
-def lower_qonnx(model) -> QonnxLowering:
-    """A cleaned QONNX ModelWrapper (load_qonnx) as a checked IR graph, before the passes."""
-    return _Lowering(model).run()
+def lower_qonnx(model, evaluator=None) -> QonnxLowering:
+    """A cleaned QONNX ModelWrapper (load_qonnx) as a checked IR graph, before the passes.
+
+    evaluator(constants) -> evaluate(source, quantizer, values) -> the quantizer's float32 output: the reference the
+    thresholds are exact against, on the float nodes from a layer's product (`source.nodes`, values shaped as its
+    tensor with one value per channel per row) through `quantizer`; constants: the graph's constant tensors by name.
+    Default: execute_onnx on those nodes. A model compiled from PyTorch passes PyTorch's own functions
+    (hbnn.compiler.brevitas_import.torch_evaluator)."""
+    return _Lowering(model, evaluator).run()

@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-__all__ = ["BNN_PYNQ_NETWORKS", "bnn_pynq_model", "export_bnn_pynq"]
+__all__ = ["BNN_PYNQ_NETWORKS", "bnn_pynq_model", "export_model", "export_bnn_pynq", "load_brevitas_weights"]
 
 BNN_PYNQ_NETWORKS = ("tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "cnv_1w1a", "tfc_1w2a", "cnv_2w2a")
 
@@ -51,14 +51,37 @@ def bnn_pynq_model(name: str, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def export_bnn_pynq(name: str, path: str | pathlib.Path, seed: int = 0) -> pathlib.Path:
-    """The network's QONNX export (Brevitas' export_qonnx), one image per batch."""
+def export_model(model: torch.nn.Module, name: str, path: str | pathlib.Path) -> pathlib.Path:
+    """A bnn_pynq network's QONNX export (Brevitas' export_qonnx), one image per batch."""
     from brevitas.export import export_qonnx
 
-    model = bnn_pynq_model(name, seed)
     shape = (1, 3, 32, 32) if name.startswith("cnv") else (1, 1, 28, 28)
     path = pathlib.Path(path)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.onnx's progress lines
         warnings.simplefilter("ignore")
-        export_qonnx(model, torch.rand(shape), export_path=str(path))
+        export_qonnx(model.eval(), torch.rand(shape), export_path=str(path))
     return path
+
+
+def export_bnn_pynq(name: str, path: str | pathlib.Path, seed: int = 0) -> pathlib.Path:
+    """The network with random weights (bnn_pynq_model), exported to QONNX."""
+    return export_model(bnn_pynq_model(name, seed), name, path)
+
+
+def load_brevitas_weights(model: torch.nn.Module, path: str | pathlib.Path) -> None:
+    """Weights from a state dict, or from Brevitas' bnn_pynq training checkpoint (a dict with "state_dict"), loaded
+    with weights_only=True: tensors only, no code runs."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a PyTorch state dict loadable with weights_only=True ({error})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: its tensors do not fit the network: {error}") from None
+    model.eval()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["QonnxReference", "ReferenceRun", "REFERENCE_BATCH"]
+__all__ = ["QonnxReference", "BrevitasReference", "ReferenceRun", "REFERENCE_BATCH"]
 
 REFERENCE_BATCH = 100  # images per execute_onnx call: it steps node by node, each an onnxruntime session
 
@@ -97,3 +97,49 @@ class QonnxReference:
                                end_node=nodes[self.qonnx["host_tail"][-1]])[self.output_name]
             finals.append(np.asarray(out, dtype=np.float32))
         return np.concatenate(finals)
+
+
+class BrevitasReference(QonnxReference):
+    """The reference of a build compiled from a Brevitas model as PyTorch (hbnn.compiler.build.compile_brevitas):
+    the PyTorch model itself. Its first QuantIdentity's output is the input stream, its last quantized layer's
+    output what the hardware must output (both over the export's scales, exactly), its forward the final output;
+    `finish` (the host's tail) still runs the export's nodes."""
+
+    def __init__(self, model_path, qonnx: dict, torch_model):
+        super().__init__(model_path, qonnx)
+        self.torch_model = torch_model.eval()
+
+    def run(self, x: np.ndarray) -> ReferenceRun:
+        import torch
+        from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+        captured: dict[str, list] = {"input": [], "output": []}
+        products = [module for module in self.torch_model.modules() if isinstance(module, (QuantLinear, QuantConv2d))]
+        quantizers = [module for module in self.torch_model.modules() if isinstance(module, QuantIdentity)]
+
+        def keep(kind):
+            def hook(module, args, output):
+                value = getattr(output, "value", output)
+                captured[kind].append(value.detach().numpy().astype(np.float32))
+            return hook
+
+        handles = [quantizers[0].register_forward_hook(keep("input")),
+                   products[-1].register_forward_hook(keep("output"))]
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), *self.input_shape)
+        inputs, outputs, finals = [], [], []
+        try:
+            with torch.no_grad():
+                for start in range(0, len(x), REFERENCE_BATCH):
+                    captured["input"].clear()
+                    captured["output"].clear()
+                    out = self.torch_model(torch.from_numpy(x[start:start + REFERENCE_BATCH]))
+                    finals.append(getattr(out, "value", out).numpy().astype(np.float32))
+                    inputs.append(_exact_codes(_wire_order(captured["input"][0]), np.float64(self.qonnx["input_scale"]),
+                                               "the first QuantIdentity's output"))
+                    outputs.append(_exact_codes(_wire_order(captured["output"][-1]),
+                                                np.asarray(self.qonnx["output_scale"], dtype=np.float64),
+                                                "the last quantized layer's output"))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return ReferenceRun(np.concatenate(inputs), np.concatenate(outputs), np.concatenate(finals))

@@ -22,7 +22,7 @@ from ..compiler.ir import Graph
 from ..compiler.lower import input_layer_of, network_input_codes
 from ..quant.augment import normalize
 from ..quant.checkpoint import load_checkpoint
-from .qonnx_reference import QonnxReference
+from .qonnx_reference import BrevitasReference, QonnxReference
 from ..quant.train import EVAL_BATCH_SIZE
 from .design import ENGINE_CHOICES, Design, crosscheck_images, measure_timing, steady_state_window
 from .flow_control import FlowControl
@@ -129,6 +129,18 @@ def host_inputs(model: torch.nn.Module, meta: dict, x: torch.Tensor) -> torch.Te
     return x
 
 
+def _qonnx_reference(build_dir: pathlib.Path, manifest: dict) -> QonnxReference:
+    """execute_onnx on the build's graph; or, for a Brevitas model compiled as PyTorch, that model."""
+    graph = build_dir / manifest["qonnx"]["file"]
+    if "brevitas" not in manifest:
+        return QonnxReference(graph, manifest["qonnx"])
+    from ..quant.bnn_pynq import bnn_pynq_model, load_brevitas_weights
+
+    model = bnn_pynq_model(manifest["brevitas"]["network"])
+    load_brevitas_weights(model, build_dir / manifest["brevitas"]["weights"])
+    return BrevitasReference(graph, manifest["qonnx"], model)
+
+
 def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.Tensor | None = None, *,
                  backpressure: bool = True, seed: int = 0, progress: bool = False, engine: str = "both",
                  crosscheck: int | None = None, waves: int = 0, activity: bool = False,
@@ -145,7 +157,7 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
     exponent, divisor = manifest["output"]["exponent"], manifest["output"].get("divisor", 1)
     reference = reference_run = None
     if manifest.get("qonnx"):  # the reference is execute_onnx on the build's graph; outputs compared as integers
-        reference = QonnxReference(build_dir / manifest["qonnx"]["file"], manifest["qonnx"])
+        reference = _qonnx_reference(build_dir, manifest)
         reference_run = reference.run(np.asarray(x))
         expected = reference_run.output_codes.astype(np.float32)  # exact: accumulators fit float32's mantissa
         frames = reference_run.input_codes.reshape(len(x), design.input.transfers, -1)
