@@ -393,6 +393,25 @@ def _threshold_rows(name: str, entry: dict, accumulator_bits: int) -> list[list]
     return rows
 
 
+def cmd_export(args) -> int:
+    import onnx
+
+    from .compiler.lower import lower_model
+    from .compiler.qonnx_export import export_qonnx_graph
+    from .quant import load_checkpoint
+
+    model, _ = load_checkpoint(args.checkpoint)
+    exported = export_qonnx_graph(lower_model(model))
+    args.onnx.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.onnx.with_name(f".{args.onnx.name}.partial")
+    onnx.save(exported, partial)
+    partial.replace(args.onnx)  # whole or not at all
+    print(f"wrote {args.onnx}: QONNX, {len(exported.graph.node)} nodes; the graph input is what "
+          f"{exported.graph.node[0].name} quantizes (after the host's normalization); `hbnn compile {args.onnx}` "
+          "gives the checkpoint's Verilog")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .compiler.build import read_manifest
 
@@ -610,6 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="synthesize a build folder with Yosys and count resources")
     report.add_argument("build", type=pathlib.Path)
     report.set_defaults(run=cmd_report)
+
+    export = commands.add_parser("export", help="checkpoint -> QONNX graph (for FINN, Netron, onnxruntime)")
+    export.add_argument("checkpoint", type=pathlib.Path)
+    export.add_argument("--onnx", type=pathlib.Path, required=True, metavar="OUT", help="the .onnx file to write")
+    export.set_defaults(run=cmd_export)
 
     study = commands.add_parser("study", help="train a preset list of networks under one time budget each")
     study.add_argument("--preset", default="paper-resnets", choices=["paper-resnets"],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Steps", "fold_steps"]
+__all__ = ["Steps", "fold_steps", "reached_levels"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,3 +72,17 @@ def fold_steps(levels_of: Callable[[np.ndarray], np.ndarray], channels: int, low
     never = max(high, -low) + 1
     keys = np.where(first < count, smallest_key + stride * first, never)
     return Steps(thresholds=np.ascontiguousarray(keys.T), descending=descending, never=never)
+
+
+def reached_levels(steps: Steps, low: int, high: int) -> tuple[int, int]:
+    """(first, last): the thresholds steps.thresholds[:, first:last] that matter. The levels no channel reaches
+    are dropped: thresholds at the smallest key (always passed) below the lowest reachable level, and at `never`
+    above the highest; at least one stays (the unit has at least one compare stage). The output code of level 0 of
+    what is kept is then the quantizer's lowest code + first."""
+    thresholds = steps.thresholds
+    smallest_key = np.where(steps.descending, -high, low)[:, None]
+    always = (thresholds <= smallest_key).all(axis=0)
+    never = (thresholds >= steps.never).all(axis=0)
+    first = int(np.argmin(always)) if not always.all() else thresholds.shape[1] - 1
+    last = thresholds.shape[1] - int(np.argmin(never[::-1])) if not never.all() else first + 1
+    return first, max(last, first + 1)

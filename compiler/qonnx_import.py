@@ -21,6 +21,7 @@ Anything else is refused, naming the node and its op type.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 from dataclasses import dataclass, field
@@ -29,11 +30,9 @@ import numpy as np
 
 from .check import GraphError, check_graph
 from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow, Tensor
-from .multithreshold import fold_steps
+from .multithreshold import fold_steps, reached_levels
 
-__all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx", "INPUT_VALUE"]
-
-INPUT_VALUE = "input_codes"  # the IR's input value: the first activation quantizer's codes
+__all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx"]
 QUANTIZERS = ("BipolarQuant", "Quant")
 CHANNEL_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu")
 HOST_PREFIX_OPS = ("Reshape", "Flatten", "Mul", "Add", "Sub", "Div", "Transpose", "Identity")
@@ -99,6 +98,7 @@ class _Codes:
     shape: tuple[int, int, int]  # (C, H, W)
     codes: tuple[int, int]  # the quantizer's code range (the stream type may be wider)
     flattened: tuple[int, int, int] | None = None  # a Flatten's (C, H, W)
+    padding: tuple[int, int] | None = None  # a Pad's (border, code), taken by the Conv that reads it
 
 
 @dataclass
@@ -110,7 +110,9 @@ class _Accumulator:
     shape: tuple[int, int, int]
     rank: int  # the ONNX tensor's rank (2 for a vector, 4 for a map)
     bound: int  # the largest |accumulator| these weights and input codes can make
+    lattice_bound: int  # the bisection's range, -lattice_bound..lattice_bound (hbnn's accumulator_bound)
     lattice_stride: int  # 2 where every accumulator has the parity of the row length (+-1 x +-1), else 1
+    bias: np.ndarray | None = None  # integer bias codes, added in the accumulator (the tensor is acc + bias)
     nodes: list = field(default_factory=list)
 
 
@@ -132,15 +134,23 @@ def _attributes(node) -> dict:
     return {name: value.decode() if isinstance(value, bytes) else value for name, value in values.items()}
 
 
-def _stream_type(node, dtype):
+def _stream_type(node, dtype, scale):
     """The IR type carrying a quantizer's codes: hbnn's integer streams and lanes are int8 (hbnn.hw.mvau), so
     narrower codes (2-bit activations) travel as int8 with the same values; wider or unsigned-8-bit ones do not
-    fit."""
+    fit. The exponent is the scale's where that is one power of two (as a checkpoint's types state it), else 0: the
+    scales themselves stay with the lowering, which is what computes with them."""
     if isinstance(dtype, Bipolar):
         return dtype
     if dtype.low < -128 or dtype.high > 127:
         _fail(node, f"codes {dtype.low}..{dtype.high} do not fit hbnn's int8 streams")
-    return Int(8, True)
+    return Int(8, True, _exponent_of(scale))
+
+
+def _exponent_of(scale) -> int:
+    values = np.unique(np.asarray(scale, dtype=np.float64))
+    if values.size == 1 and _power_of_two(float(values[0])):
+        return math.frexp(float(values[0]))[1] - 1
+    return 0
 
 
 def _code_range(node, dtype) -> tuple[int, int]:
@@ -233,7 +243,7 @@ class _Lowering:
             shape = self._chw(node, node.output[0])
             scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).ravel(), (shape[0],)).copy() \
                 if np.asarray(scale).size in (1, shape[0]) else _fail(node, "a per-element input scale")
-            self.input = _Codes(INPUT_VALUE, _stream_type(node, dtype), scale, shape, _code_range(node, dtype))
+            self.input = _Codes(node.name, _stream_type(node, dtype, scale), scale, shape, _code_range(node, dtype))
             self.input_tensor = node.output[0]
             self.state[node.output[0]] = self.input
         elif node.op_type in HOST_PREFIX_OPS:
@@ -288,6 +298,8 @@ class _Lowering:
             self.nodes.append(Pool(name, (source.value,), "max", kernel[0], strides[0], pads[0]))
             self.state[node.output[0]] = _Codes(name, source.dtype, source.scale, self._chw(node, node.output[0]),
                                                 source.codes)
+        elif op == "Pad":
+            self._pad(node, source)
         elif op in ("Reshape", "Flatten"):
             shape = self.model.get_tensor_shape(node.output[0])
             if len(shape) != 2:
@@ -305,6 +317,25 @@ class _Lowering:
         else:
             _fail(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
                         "Reshape and Flatten there)")
+
+    def _pad(self, node, source: _Codes):
+        """A constant Pad of a map's borders, read by the Conv after it as its window's padding and pad code (a
+        binary convolution pads its bipolar input with +1, hbnn.compiler.qonnx_export writes it so)."""
+        attributes = _attributes(node)
+        pads = [int(v) for v in self._constant(node, node.input[1]).ravel()]
+        value = float(self._constant(node, node.input[2]).ravel()[0]) if len(node.input) > 2 and node.input[2] \
+            else 0.0
+        if attributes.get("mode", "constant") != "constant" or len(pads) != 8 or pads[0] or pads[1] or pads[4] \
+                or pads[5] or len(set(pads[2:4] + pads[6:8])) != 1:
+            _fail(node, "hbnn pads a map's height and width equally on every side with a constant")
+        code = value / source.scale[0]
+        if np.unique(source.scale).size != 1 or code != round(code) or (isinstance(source.dtype, Bipolar)
+                                                                      and code not in (-1, 1)):
+            _fail(node, f"pads with {value:g}, which is not a code of its input")
+        readers = self.model.find_consumers(node.output[0])
+        if len(readers) != 1 or readers[0].op_type != "Conv":
+            _fail(node, "hbnn maps a Pad only in front of a Conv")
+        self.state[node.output[0]] = dataclasses.replace(source, padding=(pads[2], int(code)))
 
     def _weight_codes(self, node, name: str):
         """(codes as float, scale per output row, weight kind) of a quantized constant weight."""
@@ -328,7 +359,8 @@ class _Lowering:
                     kind: str, out_tensor: str, shape, rank: int):
         out = weights.shape[0]
         scale_out = np.broadcast_to(scale.reshape(-1) if scale.size > 1 else scale.reshape(1), (out,))
-        dense = Dense(name, (value,), weights.astype(np.int64), kind)
+        dense = Dense(name, (value,), weights.astype(np.int64), kind,
+                      _exponent_of(scale_out) if kind == "int8" else 0)
         # acc * s_in * s_w exactly, whatever the summation order: every partial sum is an integer multiple of the
         # product of the scales, below the bound, representable in float32 when the mantissas leave room.
         input_scale = np.unique(source.scale)
@@ -342,8 +374,11 @@ class _Lowering:
                         "in float32 (use power-of-two scales)")
         self.nodes.append(dense)
         stride = 2 if kind == "binary" and isinstance(source.dtype, Bipolar) else 1
+        # The bisection runs over hbnn's accumulator lattice (weights +-1 or -127..127 times the input codes' range
+        # times the row length), as for a checkpoint: the same thresholds for the same function.
+        lattice = (1 if kind == "binary" else 127) * max(-source.codes[0], source.codes[1]) * dense.in_features
         self.state[out_tensor] = _Accumulator(dense, out_tensor, products.astype(np.float64), shape, rank, bound,
-                                              stride)
+                                              lattice, stride)
 
     def _dense(self, node, source: _Codes):
         inputs = [name for name in node.input]
@@ -384,10 +419,14 @@ class _Lowering:
             _fail(node, "hbnn maps square kernels with equal strides and padding on every side")
         if pads[0] and isinstance(source.dtype, Bipolar):
             _fail(node, "pads a bipolar input with 0.0, which a one-bit stream cannot carry (hbnn's binary "
-                        "convolutions pad with +1); use padding 0 or an explicit +1 pad")
+                        "convolutions pad with +1); use padding 0 or an explicit +1 Pad in front")
+        padding, pad_code = pads[0], 1 if isinstance(source.dtype, Bipolar) else 0  # unused with no padding
+        if source.padding is not None:
+            if padding:
+                _fail(node, "padded twice (a Pad node and its own pads)")
+            padding, pad_code = source.padding
         window = f"{node.name}.window"
-        pad_code = 1 if isinstance(source.dtype, Bipolar) else 0  # unused on bipolar codes: no padding there
-        self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], pads[0], pad_code))
+        self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], padding, pad_code))
         if scale.ndim == 4:
             scale = scale.reshape(scale.shape[0], -1)[:, 0]
         columns = codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
@@ -397,7 +436,9 @@ class _Lowering:
     # --- on accumulators -------------------------------------------------------------------------------------------
 
     def _accumulator(self, node, source: _Accumulator):
-        if node.op_type in CHANNEL_OPS:
+        if node.op_type == "Add" and not source.nodes and source.bias is None and self._integer_bias(node, source):
+            self.state[node.output[0]] = source  # the layer's integer bias, added in the accumulator
+        elif node.op_type in CHANNEL_OPS:
             source.nodes.append(node)
             self.state[node.output[0]] = source
         elif node.op_type in QUANTIZERS:
@@ -412,6 +453,28 @@ class _Lowering:
         if key not in self._segments:
             self._segments[key] = self._segment(source, quantizer, len(values))
         return self.execute_onnx(self._segments[key], {source.tensor: values})[quantizer.output[0]]
+
+    def _integer_bias(self, node, source: _Accumulator) -> bool:
+        """An Add right after the product of a per-channel constant that is integer codes at the accumulator's scale
+        becomes the Dense's bias (hbnn.compiler.qonnx_export writes an integer bias so); any other Add is a float op."""
+        other = [name for name in node.input if name != source.tensor]
+        if len(other) != 1 or other[0] not in self.constants:
+            return False
+        values = np.asarray(self.constants[other[0]], dtype=np.float64)
+        channels = source.shape[0]
+        if values.size != channels or values.shape[-1 if source.rank == 2 else 1] != channels:
+            return False
+        codes = values.reshape(-1) / source.scale
+        if not np.array_equal(codes, np.round(codes)) or not np.array_equal(
+                (np.round(codes) * source.scale).astype(np.float32), values.reshape(-1).astype(np.float32)):
+            return False
+        bias = np.round(codes).astype(np.int64)
+        bound = source.bound + int(np.abs(bias).max())
+        if _mantissa_bits(source.scale) + bound.bit_length() > 24:
+            return False
+        source.bias = bias
+        source.tensor = node.output[0]
+        return True
 
     def _segment(self, source: _Accumulator, quantizer, batch: int):
         """The nodes from the accumulator's tensor to the quantizer's output as a model of their own, for `batch`
@@ -447,8 +510,8 @@ class _Lowering:
 
         def levels_of(accumulators: np.ndarray) -> np.ndarray:
             count = len(accumulators)
-            values = (accumulators.astype(np.float64) * source.scale).astype(np.float32).reshape(count, channels,
-                                                                                               *tail)
+            biased = accumulators + (source.bias if source.bias is not None else 0)
+            values = (biased.astype(np.float64) * source.scale).astype(np.float32).reshape(count, channels, *tail)
             out = np.asarray(self.evaluate(source, quantizer, values)).reshape(count, channels)
             if isinstance(dtype, Bipolar):
                 return (out > 0).astype(np.int64)
@@ -460,14 +523,15 @@ class _Lowering:
         if isinstance(dtype, Bipolar):
             node = MultiThreshold(name, (source.dense.name,), steps.thresholds, steps.descending, 0, Bipolar())
         else:
-            node = MultiThreshold(name, (source.dense.name,), steps.thresholds, steps.descending, low_code,
-                                  _stream_type(quantizer, dtype))
+            first, last = reached_levels(steps, low, high)
+            node = MultiThreshold(name, (source.dense.name,), steps.thresholds[:, first:last], steps.descending,
+                                  low_code + first, _stream_type(quantizer, dtype, scale))
         self.nodes.append(node)
         self.state[quantizer.output[0]] = _Codes(name, node.dtype, scale, source.shape, _code_range(quantizer, dtype))
 
     @staticmethod
     def _lattice(source: _Accumulator) -> tuple[int, int, int]:
-        return -source.bound, source.bound, source.lattice_stride
+        return -source.lattice_bound, source.lattice_bound, source.lattice_stride
 
     # --- the end ---------------------------------------------------------------------------------------------------
 
@@ -477,6 +541,9 @@ class _Lowering:
                              "(add a BipolarQuant or Quant in front of the first layer)")
         final = self.state.get(self.output_name)
         if isinstance(final, _Accumulator):
+            if final.bias is not None:  # the hardware adds the last layer's bias (thresholds fold the others')
+                self.nodes = [dataclasses.replace(node, bias=final.bias) if node is final.dense else node
+                              for node in self.nodes]
             output_tensor, value, scale, shape = final.tensor, final.dense.name, final.scale, final.shape
             tail = tuple(node.name for node in final.nodes)
         elif isinstance(final, _Codes):
@@ -485,7 +552,7 @@ class _Lowering:
         else:
             raise QonnxError(f"the graph output {self.output_name!r} is not computed from the quantized layers")
         pixels = shape[1] * shape[2]
-        graph = Graph(((INPUT_VALUE, Tensor(self.input.dtype, self.input.shape)),), self.nodes, (value,))
+        graph = Graph(((self.input.value, Tensor(self.input.dtype, self.input.shape)),), self.nodes, (value,))
         check_graph(graph)
         (input_scale,) = np.unique(self.input.scale)
         return QonnxLowering(graph, self.input_tensor, float(input_scale), output_tensor,

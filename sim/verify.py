@@ -160,6 +160,7 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
         reference = _qonnx_reference(build_dir, manifest)
         reference_run = reference.run(np.asarray(x))
         expected = reference_run.output_codes.astype(np.float32)  # exact: accumulators fit float32's mantissa
+        exponent, divisor = 0, 1  # integers against integers
         frames = reference_run.input_codes.reshape(len(x), design.input.transfers, -1)
     elif manifest.get("checkpoint"):
         model, meta = load_checkpoint(build_dir / CHECKPOINT)

@@ -21,7 +21,7 @@ from ..check import GraphError, check_graph
 from ..float_ops import apply_channel_ops, quantize
 from ..ir import (INT8, Bipolar, ChannelOps, Dense, ElementwiseAdd, Graph, Int, MultiThreshold, Pool, Quantize,
                   accumulator_bound)
-from ..multithreshold import fold_steps
+from ..multithreshold import fold_steps, reached_levels
 
 __all__ = ["fold_thresholds", "merge_equal_thresholds", "accumulator_lattice"]
 
@@ -67,14 +67,7 @@ def _thresholds(dense: Dense | Pool | ElementwiseAdd, ops: ChannelOps, quantizer
     if quantizer.kind == "sign":
         return MultiThreshold(name=quantizer.name, inputs=(dense.name,), thresholds=thresholds,
                               descending=steps.descending, base=0, dtype=Bipolar())
-    # Drop the levels no channel reaches: thresholds at the smallest key (always reached) below the lowest
-    # reachable level, and at `never` above the highest.
-    smallest_key = np.where(steps.descending, -high, low)[:, None]
-    always = (thresholds <= smallest_key).all(axis=0)
-    never = (thresholds >= steps.never).all(axis=0)
-    first = int(np.argmin(always)) if not always.all() else thresholds.shape[1] - 1
-    last = thresholds.shape[1] - int(np.argmin(never[::-1])) if not never.all() else first + 1
-    last = max(last, first + 1)  # at least one threshold: the unit has at least one compare stage
+    first, last = reached_levels(steps, low, high)
     return MultiThreshold(name=quantizer.name, inputs=(dense.name,), thresholds=thresholds[:, first:last],
                           descending=steps.descending, base=low_code + first, dtype=Int(8, True, quantizer.exponent))
 
