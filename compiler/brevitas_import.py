@@ -53,11 +53,20 @@ def _quant(node, x, constants, attributes):
     return (y - zero_point) * scale
 
 
+def _multithreshold(node, x, constants, attributes):
+    thresholds = torch.from_numpy(np.asarray(constants[node.input[1]], dtype=np.float32))
+    channels = x.shape[1]
+    thresholds = thresholds.expand(channels, -1) if thresholds.shape[0] == 1 else thresholds
+    shaped = thresholds.reshape(1, channels, *([1] * (x.dim() - 2)), -1)
+    passed = (x.unsqueeze(-1) >= shaped).sum(dim=-1).to(torch.float32)
+    return passed * attributes.get("out_scale", 1.0) + attributes.get("out_bias", 0.0)
+
+
 TORCH_OPS = {
     "BatchNormalization": _batch_norm,
     "Mul": _binary(torch.mul), "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Div": _binary(torch.div),
     "Relu": lambda node, x, constants, attributes: torch.relu(x),
-    "BipolarQuant": _bipolar_quant, "Quant": _quant,
+    "BipolarQuant": _bipolar_quant, "Quant": _quant, "MultiThreshold": _multithreshold,
 }
 
 

@@ -33,7 +33,7 @@ from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, Slidi
 from .multithreshold import fold_steps, reached_levels
 
 __all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx"]
-QUANTIZERS = ("BipolarQuant", "Quant")
+QUANTIZERS = ("BipolarQuant", "Quant", "MultiThreshold")  # MultiThreshold: FINN's streamlined graphs
 CHANNEL_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu")
 HOST_PREFIX_OPS = ("Reshape", "Flatten", "Mul", "Add", "Sub", "Div", "Transpose", "Identity")
 
@@ -134,15 +134,13 @@ def _attributes(node) -> dict:
     return {name: value.decode() if isinstance(value, bytes) else value for name, value in values.items()}
 
 
-def _stream_type(node, dtype, scale):
+def _stream_type(node, codes: tuple[int, int], scale):
     """The IR type carrying a quantizer's codes: hbnn's integer streams and lanes are int8 (hbnn.hw.mvau), so
     narrower codes (2-bit activations) travel as int8 with the same values; wider or unsigned-8-bit ones do not
     fit. The exponent is the scale's where that is one power of two (as a checkpoint's types state it), else 0: the
     scales themselves stay with the lowering, which is what computes with them."""
-    if isinstance(dtype, Bipolar):
-        return dtype
-    if dtype.low < -128 or dtype.high > 127:
-        _fail(node, f"codes {dtype.low}..{dtype.high} do not fit hbnn's int8 streams")
+    if codes[0] < -128 or codes[1] > 127:
+        _fail(node, f"codes {codes[0]}..{codes[1]} do not fit hbnn's int8 streams")
     return Int(8, True, _exponent_of(scale))
 
 
@@ -151,13 +149,6 @@ def _exponent_of(scale) -> int:
     if values.size == 1 and _power_of_two(float(values[0])):
         return math.frexp(float(values[0]))[1] - 1
     return 0
-
-
-def _code_range(node, dtype) -> tuple[int, int]:
-    if isinstance(dtype, Bipolar):
-        return -1, 1
-    narrow = dtype.signed and _attributes(node).get("narrow", 0)
-    return dtype.low + (1 if narrow else 0), dtype.high
 
 
 def _power_of_two(value: float) -> bool:
@@ -239,11 +230,12 @@ class _Lowering:
         if node.op_type in QUANTIZERS:
             if self.input is not None:
                 _fail(node, "a second quantizer on host values: hbnn's accelerator has one input stream")
-            dtype, scale, _ = self._quantizer_codes(node)
+            dtype, scale, codes = self._quantizer_codes(node)
             shape = self._chw(node, node.output[0])
             scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).ravel(), (shape[0],)).copy() \
                 if np.asarray(scale).size in (1, shape[0]) else _fail(node, "a per-element input scale")
-            self.input = _Codes(node.name, _stream_type(node, dtype, scale), scale, shape, _code_range(node, dtype))
+            stream = dtype if isinstance(dtype, Bipolar) else _stream_type(node, codes, scale)
+            self.input = _Codes(node.name, stream, scale, shape, codes)
             self.input_tensor = node.output[0]
             self.state[node.output[0]] = self.input
         elif node.op_type in HOST_PREFIX_OPS:
@@ -263,11 +255,22 @@ class _Lowering:
         _fail(node, f"tensor {tensor!r} has shape {shape}; hbnn maps (N, C) vectors and (N, C, H, W) maps")
 
     def _quantizer_codes(self, node):
-        """(IR data type, scale, zero point) of a quantizer node's output codes."""
+        """(IR data type, scale, (lowest, highest) code) of a quantizer node's output codes."""
         if node.op_type == "BipolarQuant":
             scale = self._constant(node, node.input[1])
-            return Bipolar(), scale, 0
+            return Bipolar(), scale, (-1, 1)
         attributes = _attributes(node)
+        if node.op_type == "MultiThreshold":  # out_scale * (thresholds passed) + out_bias
+            steps = self._constant(node, node.input[1]).shape[-1]
+            scale, bias = float(attributes.get("out_scale", 1.0)), float(attributes.get("out_bias", 0.0))
+            if steps == 1 and scale > 0 and bias == -scale / 2:
+                return Bipolar(), np.float64(scale / 2), (-1, 1)
+            if scale <= 0 or bias / scale != round(bias / scale):
+                _fail(node, f"out_scale {scale:g} and out_bias {bias:g}: hbnn needs out_bias a whole number of "
+                            "out_scale steps, out_scale > 0")
+            low = int(round(bias / scale))
+            bits = max(low.bit_length(), (low + steps).bit_length()) + (1 if low < 0 else 0)
+            return Int(max(bits, 2), low < 0), np.float64(scale), (low, low + steps)
         scale, zero_point, bits = (self._constant(node, name) for name in node.input[1:4])
         if np.any(zero_point != 0):
             _fail(node, "a non-zero zero point; hbnn's codes are symmetric")
@@ -277,7 +280,8 @@ class _Lowering:
         signed = bool(attributes.get("signed", 1))
         if attributes.get("rounding_mode", "ROUND") != "ROUND":
             _fail(node, f"rounding mode {attributes['rounding_mode']}; hbnn maps ROUND (half to even)")
-        return Int(int(bits), signed), scale, 0
+        dtype = Int(int(bits), signed)
+        return dtype, scale, (dtype.low + (1 if signed and attributes.get("narrow", 0) else 0), dtype.high)
 
     # --- on codes --------------------------------------------------------------------------------------------------
 
@@ -340,10 +344,19 @@ class _Lowering:
     def _weight_codes(self, node, name: str):
         """(codes as float, scale per output row, weight kind) of a quantized constant weight."""
         producer = self.model.find_producer(name)
-        if producer is None or producer.op_type not in QUANTIZERS:
-            _fail(node, f"weight {name!r} is not quantized (a BipolarQuant or Quant of a constant); hbnn maps "
-                        "binary and integer weights")
         values = self.constants[name].astype(np.float64)
+        if producer is None:  # FINN's streamlined graphs: integer weights annotated with their data type
+            annotation = self.model.get_tensor_datatype(name).name
+            if annotation == "BIPOLAR" and np.isin(values, (-1.0, 1.0)).all():
+                return values, np.float64(1.0), "binary"
+            if annotation.startswith(("INT", "UINT")) and np.array_equal(values, np.round(values)) \
+                    and np.abs(values).max() <= 127:
+                return values, np.float64(1.0), "int8"
+            _fail(node, f"weight {name!r} is not quantized (a BipolarQuant or Quant of a constant, or an initializer "
+                        f"annotated BIPOLAR or INTn; it is {annotation}); hbnn maps binary and integer weights")
+        if producer.op_type not in ("BipolarQuant", "Quant"):
+            _fail(node, f"weight {name!r} comes from a {producer.op_type}; hbnn maps weights quantized by "
+                        "BipolarQuant or Quant")
         dtype, scale, _ = self._quantizer_codes(producer)
         scale = np.asarray(scale, dtype=np.float64)
         codes = values / scale
@@ -498,13 +511,12 @@ class _Lowering:
         return model.transform(InferShapes())
 
     def _threshold(self, quantizer, source: _Accumulator):
-        dtype, scale, _ = self._quantizer_codes(quantizer)
+        dtype, scale, (low_code, high_code) = self._quantizer_codes(quantizer)
         channels = source.shape[0]
         scale = np.asarray(scale, dtype=np.float64).ravel()
         if scale.size not in (1, channels):
             _fail(quantizer, f"output scale of {scale.size} values for {channels} channels")
         scale = np.broadcast_to(scale, (channels,)).copy()
-        low_code, high_code = _code_range(quantizer, dtype)
         levels = 2 if isinstance(dtype, Bipolar) else high_code - low_code + 1
         tail = [1] * (source.rank - 2)
 
@@ -525,9 +537,9 @@ class _Lowering:
         else:
             first, last = reached_levels(steps, low, high)
             node = MultiThreshold(name, (source.dense.name,), steps.thresholds[:, first:last], steps.descending,
-                                  low_code + first, _stream_type(quantizer, dtype, scale))
+                                  low_code + first, _stream_type(quantizer, (low_code, high_code), scale))
         self.nodes.append(node)
-        self.state[quantizer.output[0]] = _Codes(name, node.dtype, scale, source.shape, _code_range(quantizer, dtype))
+        self.state[quantizer.output[0]] = _Codes(name, node.dtype, scale, source.shape, (low_code, high_code))
 
     @staticmethod
     def _lattice(source: _Accumulator) -> tuple[int, int, int]:

@@ -65,7 +65,7 @@ def test_bnn_pynq_layers_map_to_the_expected_lanes(exports):
     nodes = lowering.graph.nodes
     dense = [node for node in nodes if isinstance(node, Dense)]
     assert [node.weight_kind for node in dense] == ["binary"] * 9
-    assert lowering.graph.inputs[0][1].dtype == Int(8, True)  # CNV's 8-bit first layer input
+    assert lowering.graph.inputs[0][1].dtype == Int(8, True, -7)  # CNV's 8-bit input, scale 2^-7
     assert sum(isinstance(node, Pool) for node in nodes) == 2
     assert [node.kernel for node in nodes if isinstance(node, SlidingWindow)] == [3] * 6
     assert all(node.dtype == Bipolar() for node in nodes if isinstance(node, MultiThreshold))
@@ -75,7 +75,7 @@ def test_bnn_pynq_layers_map_to_the_expected_lanes(exports):
 def test_2_bit_activations_are_four_levels_on_int8_streams(exports):
     lowering = lower_qonnx(load_qonnx(exports("tfc_1w2a")))
     hidden = [node for node in lowering.graph.nodes if isinstance(node, MultiThreshold)]
-    assert all(node.dtype == Int(8, True) for node in hidden)
+    assert all(node.dtype.width == 8 and node.dtype.signed for node in hidden)
     assert all(node.thresholds.shape[1] <= 3 and node.base >= -2 for node in hidden)
 
 
@@ -143,3 +143,43 @@ def test_not_an_onnx_file(tmp_path):
     path.write_bytes(b"\x80\x04 not a protobuf")
     with pytest.raises(QonnxError, match="is not an ONNX model"):
         load_qonnx(path)
+
+
+def test_finn_streamlined_multithresholds(tmp_path):
+    """FINN's streamline step leaves MultiThreshold nodes on the accumulators and integer weights annotated with
+    their data type; both map, exactly against execute_onnx (thresholds at and between the integers)."""
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    rng = np.random.default_rng(5)
+    w1 = rng.choice([-1.0, 1.0], size=(16, 6)).astype(np.float32)
+    w2 = rng.integers(-3, 4, size=(6, 3)).astype(np.float32)
+    input_thresholds = np.zeros((1, 1), dtype=np.float32)
+    hidden = np.sort(rng.integers(-10, 11, size=(6, 3)) + rng.choice([0.0, 0.5], size=(6, 3)), axis=1)
+    nodes = [
+        oh.make_node("MultiThreshold", ["x", "t0"], ["xq"], name="InputThresholds", domain="qonnx.custom_op.general",
+                     out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0),
+        oh.make_node("MatMul", ["xq", "w1"], ["acc1"], name="MatMul_0"),
+        oh.make_node("MultiThreshold", ["acc1", "t1"], ["h"], name="Thresholds_0", domain="qonnx.custom_op.general",
+                     out_dtype="INT2", out_scale=1.0, out_bias=-2.0),
+        oh.make_node("MatMul", ["h", "w2"], ["y"], name="MatMul_1"),
+    ]
+    initializers = [numpy_helper.from_array(value, name) for name, value in
+                    (("t0", input_thresholds), ("w1", w1), ("t1", hidden.astype(np.float32)), ("w2", w2))]
+    graph = oh.make_graph(nodes, "streamlined", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], initializers)
+    model = ModelWrapper(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]))
+    model.set_tensor_datatype("w1", DataType["BIPOLAR"])
+    model.set_tensor_datatype("w2", DataType["INT3"])
+    path = tmp_path / "streamlined.onnx"
+    model.save(str(path))
+
+    loaded = load_qonnx(path)
+    lowering = lower_qonnx(loaded)
+    kinds = [node.weight_kind for node in lowering.graph.nodes if isinstance(node, Dense)]
+    assert kinds == ["binary", "int8"] and lowering.graph.inputs[0][1].dtype == Bipolar()
+    reference = _reference(loaded, lowering, tmp_path)
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    run = reference.run(x)
+    assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
+    assert len(np.unique(run.output_codes)) > 5
