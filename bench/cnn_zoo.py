@@ -37,6 +37,7 @@ from hbnn.compiler.build import compile_checkpoint
 from hbnn.hw.synthesis import synthesize
 from hbnn.quant.data import default_dataset_name, load_dataset
 from hbnn.sim.verify import verify_build
+from markdown_table import print_table  # bench/, next to this script
 
 NETWORKS = {  # name: (model, variant, options, needs 32x32)
     "cnv-binary": ("cnv", "binary", [], True),
@@ -146,10 +147,7 @@ def main() -> int:
                     f"{slowest['name']} | {board.name} | {luts} | "
                     f"{flip_flops} | {dsps} | {bram} | {fits} | {trained:.0f} | {compiled:.1f} | {simulated:.0f} |")
         print(rows[-1], flush=True)
-    print()
-    print(HEADER)
-    print("|---" * (HEADER.count("|") - 1) + "|")
-    print("\n".join(rows))
+    print_table(HEADER, rows)
     return 0
 
 

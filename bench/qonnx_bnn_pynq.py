@@ -25,6 +25,7 @@ from hbnn.boards import get_board
 from hbnn.compiler.build import compile_brevitas, compile_qonnx
 from hbnn.quant.bnn_pynq import BNN_PYNQ_NETWORKS, export_bnn_pynq
 from hbnn.sim.verify import verify_build
+from markdown_table import print_table  # bench/, next to this script
 
 HEADER = ("| network | form | compile s | layers (lanes, PE x SIMD) | images | mismatches (2 runs) | latency measured = "
           "analytical | interval measured = analytical | Verilog identical to the other form |")
@@ -64,10 +65,7 @@ def main() -> int:
                         f"{result.latency:,} = {result.predicted_latency:,} | {result.initiation_interval:,} = "
                         f"{result.predicted_initiation_interval:,} | {'yes' if same else 'no'} |")
             print(rows[-1], flush=True)
-    print()
-    print(HEADER)
-    print("|---" * (HEADER.count("|") - 1) + "|")
-    print("\n".join(rows))
+    print_table(HEADER, rows)
     return 0
 
 
