@@ -320,7 +320,7 @@ def _resource_rows(resources, board) -> list[list]:
 def _sim_rows(result) -> list[list]:
     rows = []
     if result.torch_accuracy is not None:
-        rows += [["accuracy, PyTorch", f"{result.torch_accuracy:.4f}", ""],
+        rows += [[f"accuracy, {result.reference}", f"{result.torch_accuracy:.4f}", ""],
                  ["accuracy, hardware", f"{result.hardware_accuracy:.4f}", ""]]
     rows += [["images co-simulated", result.images, ""],
              ["outputs compared", result.outputs_compared,

@@ -56,6 +56,7 @@ class Verification:
     engines_agree: bool | None = None  # identical transcripts from both engines, every cross-checked run
     waves: str | None = None  # FST file of the first images, relative to the build folder
     activity: dict | None = field(default=None)  # SAIF file and its window (images and cycle range)
+    reference: str = "PyTorch"  # what the outputs were compared with: PyTorch, or execute_onnx on a QONNX graph
 
     @property
     def bit_exact(self) -> bool:
@@ -245,4 +246,5 @@ def verify_build(build_dir: str | pathlib.Path, x: torch.Tensor, labels: torch.T
         gaps_match=list(timing.gaps) == design.gaps(stimulus.images), backpressure_runs=len(runs) - 1,
         engine=whole_set_engine, simulated_cycles=sum(run.cycles for run in runs),
         simulation_seconds=round(seconds, 3), crosscheck_images=checked, engines_agree=agree,
-        waves=waves_file, activity=activity_entry)
+        waves=waves_file, activity=activity_entry,
+        reference="PyTorch" if reference is None or isinstance(reference, BrevitasReference) else "execute_onnx")
