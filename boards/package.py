@@ -176,6 +176,10 @@ def package_build(build_dir, out_dir, *, board: str | None = None, synthesis: bo
     if not manifest["fits_board"]["fits"]:
         raise PackageError(f"{build_dir} does not fit {manifest['board']['name']} (compiled with --no-fit-check: "
                            f"{manifest['fits_board']['why_not']}); there is no bitstream to make of it")
+    if manifest.get("qonnx"):
+        raise PackageError(f"{build_dir} was compiled from a QONNX graph ({manifest['qonnx']['source']}): the PYNQ "
+                           "driver's pixel codes and output scaling come from an hbnn checkpoint, and packaging "
+                           "QONNX builds is not built yet (co-simulate it with hbnn sim; package an hbnn checkpoint)")
     if not manifest.get("checkpoint"):
         raise PackageError(f"{build_dir} has no checkpoint: the driver's pixel codes come from the model")
     if out_dir.resolve() == build_dir.resolve():
