@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-cosim clean
+.PHONY: demo test lint bench bench-cosim finn-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,21 @@ bench: $(STAMP)
 
 bench-cosim: $(STAMP)
 	$(BIN)/python bench/cosim_speed.py
+
+# FINN (finn-plus from PyPI) for bench/finn_compare.py, in an environment of its own: it pins brevitas 0.13.0, onnx
+# and protobuf versions that hbnn's own environment must not take. torch is held at the CPU build here too.
+FINN_VENV := .finn-venv
+FINN_STAMP := $(FINN_VENV)/.installed
+
+$(FINN_STAMP):
+	$(PYTHON) -m venv $(FINN_VENV)
+	$(FINN_VENV)/bin/pip install --quiet --upgrade pip
+	$(FINN_VENV)/bin/pip install --quiet torch==2.13.0
+	echo "torch==2.13.0" > $(FINN_VENV)/constraints.txt
+	$(FINN_VENV)/bin/pip install --quiet --constraint $(FINN_VENV)/constraints.txt finn-plus==1.6.1 psutil
+	touch $(FINN_STAMP)
+
+finn-env: $(FINN_STAMP)
 
 clean:
 	rm -rf build runs sim_build

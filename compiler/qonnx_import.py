@@ -452,6 +452,7 @@ class _Lowering:
         if node.op_type == "Add" and not source.nodes and source.bias is None and self._integer_bias(node, source):
             self.state[node.output[0]] = source  # the layer's integer bias, added in the accumulator
         elif node.op_type in CHANNEL_OPS:
+            self._check_channel_op(node, source)
             source.nodes.append(node)
             self.state[node.output[0]] = source
         elif node.op_type in QUANTIZERS:
@@ -459,6 +460,25 @@ class _Lowering:
         else:
             _fail(node, f"{node.op_type} between a layer's product and its quantizer; hbnn folds "
                         f"{', '.join(CHANNEL_OPS)} there into thresholds")
+
+    def _check_channel_op(self, node, source: _Accumulator):
+        """The bisection needs a weakly monotone function of each channel's accumulator alone: constants per
+        channel or per tensor (not along H or W), and a Div dividing the data, not dividing by it."""
+        if node.op_type in ("Relu", "BatchNormalization"):
+            return
+        data = [name for name in node.input if name not in self.constants]
+        constants = [name for name in node.input if name in self.constants]
+        if len(data) != 1 or len(constants) != 1:
+            _fail(node, "hbnn folds elementwise ops of one tensor and one constant into thresholds")
+        if node.op_type == "Div" and node.input[0] not in data:
+            _fail(node, "divides a constant by the layer's values, which is not monotone")
+        shape = np.shape(self.constants[constants[0]])
+        channels = source.shape[0]
+        per_channel = ((channels,) if source.rank == 2 else (channels, 1, 1))
+        allowed = {(), (1,), per_channel, (1, *per_channel)} | {(1,) * n for n in range(1, source.rank + 1)}
+        if shape not in allowed:
+            _fail(node, f"a constant of shape {shape}: hbnn folds per-channel or per-tensor constants, not "
+                        "ones along the pixels")
 
     def _evaluate_onnx(self, source: _Accumulator, quantizer, values: np.ndarray) -> np.ndarray:
         """The reference on the segment: execute_onnx on its nodes (cached per batch size)."""

@@ -128,6 +128,15 @@ def test_an_unmapped_op_is_named(tmp_path):
         lower_qonnx(load_qonnx(_graph(tmp_path, [("Tanh", None)])))
 
 
+def test_a_division_by_the_values_is_refused(tmp_path):
+    path = _graph(tmp_path, [("Div", [1.0, 2.0, 3.0, 4.0])])
+    model = load_qonnx(path)
+    division = next(node for node in model.graph.node if node.op_type == "Div")
+    division.input[0], division.input[1] = division.input[1], division.input[0]  # constant / values
+    with pytest.raises(QonnxError, match=r"\(Div\): divides a constant by the layer's values"):
+        lower_qonnx(model)
+
+
 def test_float_weights_are_named(tmp_path):
     with pytest.raises(QonnxError, match=r"weight 'w' is not quantized"):
         lower_qonnx(load_qonnx(_graph(tmp_path, [], weight_quant=False)))
