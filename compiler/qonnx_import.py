@@ -33,7 +33,7 @@ from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, Slidi
 from .multithreshold import fold_steps, reached_levels
 
 __all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx"]
-QUANTIZERS = ("BipolarQuant", "Quant", "MultiThreshold")  # MultiThreshold: FINN's streamlined graphs
+QUANTIZERS = ("BipolarQuant", "Quant", "MultiThreshold", "Trunc")  # MultiThreshold: FINN's streamlined graphs
 CHANNEL_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu")
 HOST_PREFIX_OPS = ("Reshape", "Flatten", "Mul", "Add", "Sub", "Div", "Transpose", "Identity")
 
@@ -103,17 +103,17 @@ class _Codes:
 
 @dataclass
 class _Accumulator:
-    """A Dense's integer output and the float nodes after it, not yet quantized."""
-    dense: Dense
+    """A Dense's integer output, or a sum Pool's, and the float nodes after it, not yet quantized."""
+    dense: Dense | Pool
     tensor: str  # the ONNX tensor holding acc * scale
     scale: np.ndarray  # (C,)
     shape: tuple[int, int, int]
     rank: int  # the ONNX tensor's rank (2 for a vector, 4 for a map)
     bound: int  # the largest |accumulator| these weights and input codes can make
-    lattice_bound: int  # the bisection's range, -lattice_bound..lattice_bound (hbnn's accumulator_bound)
-    lattice_stride: int  # 2 where every accumulator has the parity of the row length (+-1 x +-1), else 1
+    lattice: tuple[int, int, int]  # (low, high, stride): the integers the bisection runs over (as a checkpoint's)
     bias: np.ndarray | None = None  # integer bias codes, added in the accumulator (the tensor is acc + bias)
     nodes: list = field(default_factory=list)
+    window: int = 1  # an average pool's: the segment reads a window, the integer sum in one corner, zeros elsewhere
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,8 @@ class _Lowering:
             low = int(round(bias / scale))
             bits = max(low.bit_length(), (low + steps).bit_length()) + (1 if low < 0 else 0)
             return Int(max(bits, 2), low < 0), np.float64(scale), (low, low + steps)
+        if node.op_type == "Trunc":
+            return self._trunc_codes(node, attributes)
         scale, zero_point, bits = (self._constant(node, name) for name in node.input[1:4])
         if np.any(zero_point != 0):
             _fail(node, "a non-zero zero point; hbnn's codes are symmetric")
@@ -282,6 +284,22 @@ class _Lowering:
             _fail(node, f"rounding mode {attributes['rounding_mode']}; hbnn maps ROUND (half to even)")
         dtype = Int(int(bits), signed)
         return dtype, scale, (dtype.low + (1 if signed and attributes.get("narrow", 0) else 0), dtype.high)
+
+    def _trunc_codes(self, node, attributes):
+        """Trunc (QONNX's v1: scale, zero point, input and output bit widths; v2: also the output scale)."""
+        values = [self._constant(node, name) for name in node.input[1:]]
+        scale, zero_point = (np.asarray(v, dtype=np.float64) for v in values[:2])
+        if np.any(zero_point != 0):
+            _fail(node, "a non-zero zero point; hbnn's codes are symmetric")
+        if len(values) >= 5:  # v2
+            output_scale, bits = np.asarray(values[3], dtype=np.float64), float(np.ravel(values[4])[0])
+        else:  # v1 keeps the input's scale on the truncated codes (qonnx's trunc_v1)
+            bits, output_scale = float(np.ravel(values[3])[0]), scale
+        signed, narrow = int(attributes.get("signed", 1)), int(attributes.get("narrow", 0))
+        if bits != int(bits) or not 2 <= bits <= 8:
+            _fail(node, f"output bit width {bits:g}; hbnn's integer streams carry 2 to 8 bits")
+        dtype = Int(int(bits), bool(signed))
+        return dtype, output_scale, (dtype.low + (1 if signed and narrow else 0), dtype.high)
 
     # --- on codes --------------------------------------------------------------------------------------------------
 
@@ -302,6 +320,8 @@ class _Lowering:
             self.nodes.append(Pool(name, (source.value,), "max", kernel[0], strides[0], pads[0]))
             self.state[node.output[0]] = _Codes(name, source.dtype, source.scale, self._chw(node, node.output[0]),
                                                 source.codes)
+        elif op in ("AveragePool", "GlobalAveragePool"):
+            self._average_pool(node, source)
         elif op == "Pad":
             self._pad(node, source)
         elif op in ("Reshape", "Flatten"):
@@ -321,6 +341,36 @@ class _Lowering:
         else:
             _fail(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
                         "Reshape and Flatten there)")
+
+    def _average_pool(self, node, source: _Codes):
+        """A sum Pool on codes; the division by the area is a float op of the pool node itself, folded with what
+        follows into the next quantizer's thresholds (a Trunc, as Brevitas' TruncAvgPool2d exports, or a Quant)."""
+        channels, height, width = source.shape
+        if node.op_type == "GlobalAveragePool":
+            if height != width:
+                _fail(node, f"a global pool over {height}x{width}; hbnn pools square windows")
+            kernel, stride = height, 1
+        else:
+            attributes = _attributes(node)
+            kernels, strides = attributes.get("kernel_shape"), attributes.get("strides", [1, 1])
+            if len(set(kernels)) != 1 or len(set(strides)) != 1 or any(attributes.get("pads", [0] * 4)) \
+                    or attributes.get("ceil_mode", 0):
+                _fail(node, "hbnn averages square windows with equal strides, no padding, floor mode")
+            kernel, stride = kernels[0], strides[0]
+        if np.unique(source.scale).size != 1:
+            _fail(node, "averages codes with per-channel scales")
+        pool = Pool(node.name, (source.value,), "sum", kernel, stride)
+        self.nodes.append(pool)
+        area = kernel * kernel
+        low, high = source.codes
+        stride_ = 2 if isinstance(source.dtype, Bipolar) else 1
+        if _mantissa_bits(source.scale) + (area * max(-low, high)).bit_length() > 24:
+            _fail(node, "its window sums do not fit float32 exactly")
+        accumulator = _Accumulator(pool, node.input[0], source.scale.astype(np.float64),
+                                   self._chw(node, node.output[0]), 4, area * max(-low, high),
+                                   (area * low, area * high, stride_), window=kernel)
+        accumulator.nodes.append(node)
+        self.state[node.output[0]] = accumulator
 
     def _pad(self, node, source: _Codes):
         """A constant Pad of a map's borders, read by the Conv after it as its window's padding and pad code (a
@@ -391,7 +441,7 @@ class _Lowering:
         # times the row length), as for a checkpoint: the same thresholds for the same function.
         lattice = (1 if kind == "binary" else 127) * max(-source.codes[0], source.codes[1]) * dense.in_features
         self.state[out_tensor] = _Accumulator(dense, out_tensor, products.astype(np.float64), shape, rank, bound,
-                                              lattice, stride)
+                                              (-lattice, lattice, stride))
 
     def _dense(self, node, source: _Codes):
         inputs = [name for name in node.input]
@@ -519,7 +569,7 @@ class _Lowering:
 
         nodes = [*source.nodes, quantizer]
         channels = source.shape[0]
-        shape = [batch, channels] + [1] * (source.rank - 2)
+        shape = [batch, channels] + ([source.window] * 2 if source.window > 1 else [1] * (source.rank - 2))
         constants = sorted({name for node in nodes for name in node.input if name in self.constants})
         initializers = [onnx.numpy_helper.from_array(np.asarray(self.constants[name]), name) for name in constants]
         graph = onnx.helper.make_graph(
@@ -544,6 +594,10 @@ class _Lowering:
             count = len(accumulators)
             biased = accumulators + (source.bias if source.bias is not None else 0)
             values = (biased.astype(np.float64) * source.scale).astype(np.float32).reshape(count, channels, *tail)
+            if source.window > 1:  # the sum in the window's corner: the pool's float sum is exactly it
+                window = np.zeros((count, channels, source.window, source.window), dtype=np.float32)
+                window[:, :, 0, 0] = values.reshape(count, channels)
+                values = window
             out = np.asarray(self.evaluate(source, quantizer, values)).reshape(count, channels)
             if isinstance(dtype, Bipolar):
                 return (out > 0).astype(np.int64)
@@ -563,7 +617,7 @@ class _Lowering:
 
     @staticmethod
     def _lattice(source: _Accumulator) -> tuple[int, int, int]:
-        return -source.lattice_bound, source.lattice_bound, source.lattice_stride
+        return source.lattice
 
     # --- the end ---------------------------------------------------------------------------------------------------
 
@@ -573,6 +627,9 @@ class _Lowering:
                              "(add a BipolarQuant or Quant in front of the first layer)")
         final = self.state.get(self.output_name)
         if isinstance(final, _Accumulator):
+            if isinstance(final.dense, Pool):
+                raise QonnxError(f"the graph ends in an average pool ({final.dense.name!r}): its float output is "
+                                 "not an integer times a scale; quantize it (a Trunc or Quant) before the output")
             if final.bias is not None:  # the hardware adds the last layer's bias (thresholds fold the others')
                 self.nodes = [dataclasses.replace(node, bias=final.bias) if node is final.dense else node
                               for node in self.nodes]

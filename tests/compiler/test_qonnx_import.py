@@ -192,3 +192,40 @@ def test_finn_streamlined_multithresholds(tmp_path):
     run = reference.run(x)
     assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
     assert len(np.unique(run.output_codes)) > 5
+
+
+def test_average_pool_then_trunc(tmp_path):
+    """An average pool of codes, truncated (Brevitas' TruncAvgPool2d exports AveragePool + Trunc), and a global
+    average pool requantized: sum pools whose division folds into the next quantizer's thresholds."""
+    rng = np.random.default_rng(9)
+    quant = dict(domain="qonnx.custom_op.general")
+    nodes = [
+        oh.make_node("Quant", ["x", "s_in", "zero", "bits4"], ["xq"], name="InputQuant", signed=1, narrow=0,
+                     rounding_mode="ROUND", **quant),
+        oh.make_node("BipolarQuant", ["w", "one"], ["wq"], name="WeightQuant", **quant),
+        oh.make_node("Conv", ["xq", "wq"], ["acc"], name="Conv_0", kernel_shape=[1, 1]),
+        oh.make_node("Quant", ["acc", "s_mid", "zero", "bits4"], ["a"], name="ActQuant", signed=1, narrow=0,
+                     rounding_mode="ROUND", **quant),
+        oh.make_node("AveragePool", ["a"], ["p"], name="AvgPool_0", kernel_shape=[2, 2], strides=[2, 2]),
+        oh.make_node("Trunc", ["p", "s_mid", "zero", "bits6", "bits4"], ["t"], name="Trunc_0",
+                     rounding_mode="FLOOR", **quant),
+        oh.make_node("GlobalAveragePool", ["t"], ["g"], name="GlobalPool_0"),
+        oh.make_node("Quant", ["g", "s_out", "zero", "bits4"], ["y"], name="OutQuant", signed=1, narrow=0,
+                     rounding_mode="ROUND", **quant),
+    ]
+    constants = {"s_in": 0.125, "zero": 0.0, "bits4": 4.0, "bits6": 6.0, "one": 1.0, "s_mid": 0.5, "s_out": 0.0625}
+    initializers = [numpy_helper.from_array(np.float32(value).reshape(()), name) for name, value in constants.items()]
+    initializers.append(numpy_helper.from_array(rng.choice([-1.0, 1.0], size=(3, 2, 1, 1)).astype(np.float32), "w"))
+    graph = oh.make_graph(nodes, "pools", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 1, 1])], initializers)
+    path = tmp_path / "pools.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13),
+                                                  oh.make_opsetid("qonnx.custom_op.general", 1)]), path)
+    model = load_qonnx(path)
+    lowering = lower_qonnx(model)
+    assert [node.kind for node in lowering.graph.nodes if isinstance(node, Pool)] == ["sum", "sum"]
+    reference = _reference(model, lowering, tmp_path)
+    x = rng.standard_normal((100, 2 * 8 * 8)).astype(np.float32)
+    run = reference.run(x)
+    assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
+    assert len(np.unique(run.output_codes)) > 3
