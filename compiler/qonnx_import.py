@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .check import GraphError, check_graph
-from .ir import Bipolar, Dense, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow, Tensor
+from .ir import (Bipolar, Dense, ElementwiseAdd, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow,
+                 Tensor)
 from .multithreshold import fold_steps, reached_levels
 
 __all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx"]
@@ -104,7 +105,7 @@ class _Codes:
 @dataclass
 class _Accumulator:
     """A Dense's integer output, or a sum Pool's, and the float nodes after it, not yet quantized."""
-    dense: Dense | Pool
+    dense: Dense | Pool | ElementwiseAdd
     tensor: str  # the ONNX tensor holding acc * scale
     scale: np.ndarray  # (C,)
     shape: tuple[int, int, int]
@@ -221,9 +222,11 @@ class _Lowering:
                 self._codes(node, sources[0])
             elif len(sources) == 1 and isinstance(sources[0], _Accumulator):
                 self._accumulator(node, sources[0])
+            elif node.op_type == "Add" and len(sources) == 2 and all(isinstance(s, _Codes) for s in sources):
+                self._residual_add(node, *sources)
             else:
                 _fail(node, "reads tensors of different kinds (host floats, codes, accumulators); hbnn maps "
-                            "chains of layers")
+                            "layers on codes and residual adds of two code tensors")
         return self._finish()
 
     def _host(self, node):
@@ -341,6 +344,29 @@ class _Lowering:
         else:
             _fail(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
                         "Reshape and Flatten there)")
+
+    def _residual_add(self, node, a: _Codes, b: _Codes):
+        """The integer sum of two code tensors of one scale (a residual block's join: Brevitas' shared
+        QuantIdentity quantizes both addends alike, as hbnn's residual blocks do); what reads it is folded into the
+        next quantizer's thresholds."""
+        if a.shape != b.shape:
+            _fail(node, f"adds tensors of shapes {a.shape} and {b.shape}")
+        if isinstance(a.dtype, Bipolar) or isinstance(b.dtype, Bipolar):
+            _fail(node, "adds bipolar values; hbnn's residual adds take integer codes (quantize both addends with "
+                        "one int quantizer)")
+        scales = np.unique(np.concatenate([a.scale, b.scale]))
+        if scales.size != 1:
+            _fail(node, f"adds codes of different scales ({', '.join(f'{v:g}' for v in scales[:4])}): quantize both "
+                        "addends with one shared quantizer so the add is an integer add")
+        add = ElementwiseAdd(node.name, (a.value, b.value))
+        self.nodes.append(add)
+        bound = max(-(a.codes[0] + b.codes[0]), a.codes[1] + b.codes[1])
+        if _mantissa_bits(scales) + bound.bit_length() > 24:
+            _fail(node, "its sums do not fit float32 exactly")
+        low, high = a.dtype.low + b.dtype.low, a.dtype.high + b.dtype.high  # as hbnn's fold_thresholds
+        rank = len(self.model.get_tensor_shape(node.output[0]))
+        self.state[node.output[0]] = _Accumulator(add, node.output[0], np.full(a.shape[0], scales[0]), a.shape,
+                                                  rank, bound, (low, high, 1))
 
     def _average_pool(self, node, source: _Codes):
         """A sum Pool on codes; the division by the area is a float op of the pool node itself, folded with what
@@ -499,12 +525,13 @@ class _Lowering:
     # --- on accumulators -------------------------------------------------------------------------------------------
 
     def _accumulator(self, node, source: _Accumulator):
-        if node.op_type == "Add" and not source.nodes and source.bias is None and self._integer_bias(node, source):
-            self.state[node.output[0]] = source  # the layer's integer bias, added in the accumulator
+        if node.op_type == "Add" and isinstance(source.dense, Dense) and not source.nodes and source.bias is None \
+                and self._integer_bias(node, source):
+            pass  # the layer's integer bias, added in the accumulator (_integer_bias recorded it)
         elif node.op_type in CHANNEL_OPS:
             self._check_channel_op(node, source)
-            source.nodes.append(node)
-            self.state[node.output[0]] = source
+            # A copy per reader: a residual block's input is read by two quantizers, each with its own chain.
+            self.state[node.output[0]] = dataclasses.replace(source, nodes=[*source.nodes, node])
         elif node.op_type in QUANTIZERS:
             self._threshold(node, source)
         else:
@@ -555,8 +582,7 @@ class _Lowering:
         bound = source.bound + int(np.abs(bias).max())
         if _mantissa_bits(source.scale) + bound.bit_length() > 24:
             return False
-        source.bias = bias
-        source.tensor = node.output[0]
+        self.state[node.output[0]] = dataclasses.replace(source, bias=bias, tensor=node.output[0])
         return True
 
     def _segment(self, source: _Accumulator, quantizer, batch: int):

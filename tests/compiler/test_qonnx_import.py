@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 from hbnn.compiler.execute import execute
-from hbnn.compiler.ir import Bipolar, Dense, Int, MultiThreshold, Pool, SlidingWindow
+from hbnn.compiler.ir import Bipolar, Dense, ElementwiseAdd, Int, MultiThreshold, Pool, SlidingWindow
 from hbnn.compiler.qonnx_import import QonnxError, load_qonnx, lower_qonnx
 from hbnn.quant.bnn_pynq import export_bnn_pynq
 from hbnn.sim.qonnx_reference import QonnxReference
@@ -229,3 +229,34 @@ def test_average_pool_then_trunc(tmp_path):
     run = reference.run(x)
     assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
     assert len(np.unique(run.output_codes)) > 3
+
+
+def test_residual_add_of_two_code_tensors(tmp_path):
+    """A residual join: a layer's requantized output plus the block input, both quantized at one scale, then
+    requantized: an integer add whose reader becomes thresholds; the block input is read twice (a fork)."""
+    rng = np.random.default_rng(11)
+    quant = dict(domain="qonnx.custom_op.general", signed=1, narrow=0, rounding_mode="ROUND")
+    nodes = [
+        oh.make_node("Quant", ["x", "s", "zero", "bits8"], ["xq"], name="InputQuant", **quant),
+        oh.make_node("BipolarQuant", ["w", "one"], ["wq"], name="WeightQuant", domain="qonnx.custom_op.general"),
+        oh.make_node("Conv", ["xq", "wq"], ["acc"], name="Conv_0", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        oh.make_node("Quant", ["acc", "s", "zero", "bits8"], ["aq"], name="BranchQuant", **quant),
+        oh.make_node("Add", ["aq", "xq"], ["sum"], name="ResidualAdd"),
+        oh.make_node("Relu", ["sum"], ["r"], name="Relu_0"),
+        oh.make_node("Quant", ["r", "s2", "zero", "bits8"], ["y"], name="OutQuant", **quant),
+    ]
+    constants = {"s": 0.0625, "s2": 0.125, "zero": 0.0, "bits8": 8.0, "one": 1.0}
+    initializers = [numpy_helper.from_array(np.float32(value).reshape(()), name) for name, value in constants.items()]
+    initializers.append(numpy_helper.from_array(rng.choice([-1.0, 1.0], size=(4, 4, 3, 3)).astype(np.float32), "w"))
+    graph = oh.make_graph(nodes, "residual", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                          [oh.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], initializers)
+    path = tmp_path / "residual.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]), path)
+    model = load_qonnx(path)
+    lowering = lower_qonnx(model)
+    assert any(isinstance(node, ElementwiseAdd) for node in lowering.graph.nodes)
+    reference = _reference(model, lowering, tmp_path)
+    x = (rng.standard_normal((60, 4 * 6 * 6)) * 3).astype(np.float32)
+    run = reference.run(x)
+    assert np.array_equal(_ir_outputs(lowering, run.input_codes), run.output_codes)
+    assert len(np.unique(run.output_codes)) > 20
