@@ -10,8 +10,11 @@ the same IEEE semantics (a batch norm as Sub, Div by the float32 sqrt(var + eps)
 - a Dense is a MatMul (vectors) or a Conv (after a SlidingWindow) of the quantized weights (BipolarQuant of +-1, or
   an 8-bit narrow Quant of codes * 2**e), its integer bias an Add of bias * scale;
 - a binary convolution's +1 padding is a Pad node (constant 1.0) in front of an unpadded Conv;
-- max pools are MaxPool, flattens Flatten (the next layer's columns back in torch's (c, y, x) order).
-Average pools, residual adds and channel padding are not exported yet (refused, naming the node).
+- max pools are MaxPool, sum pools AveragePool / GlobalAveragePool (the division by the area, which the contract
+  does once in float64 and rounds once, is the pool's), flattens Flatten (the next layer's columns back in torch's
+  (c, y, x) order), residual sums Add.
+Channel padding (cResNet-20's shortcut) and an average pool at the output are not exported yet (refused, naming the
+node).
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ import numpy as np
 
 from .check import GraphError, check_graph
 from .passes.quantize_early import quantize_early
-from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, Flatten, Graph, Int, Multiply, Pool, Quantize, Relu,
-                 Scale, SlidingWindow)
+from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply, Pool,
+                 Quantize, Relu, Scale, SlidingWindow)
 
 __all__ = ["export_qonnx_graph", "QONNX_DOMAIN", "OPSET"]
 
@@ -37,6 +40,8 @@ class _Writer:
         self.flattened: dict[str, tuple[int, int, int]] = {}
         self.windows: dict[str, SlidingWindow] = {}
         self.exponent: dict[str, int] = {}  # IR value -> the power of two its codes are scaled by
+        self.averaged: dict[str, int] = {}  # sum pools written as average pools -> their area
+        self.ranks: dict[str, int] = {}  # IR value -> its ONNX tensor's rank
 
     def constant(self, name: str, values) -> str:
         from onnx import numpy_helper
@@ -56,7 +61,9 @@ class _Writer:
         return values.reshape(1, channels) if self._rank(value) == 2 else values.reshape(1, channels, 1, 1)
 
     def _rank(self, value: str) -> int:
-        return 2 if self.types[value].shape[1:] == (1, 1) else 4
+        """The rank of the value's ONNX tensor: 2 for vectors (N, C), 4 for maps (N, C, H, W), a global pool's
+        (N, C, 1, 1) included."""
+        return self.ranks[value]
 
     def quantizer(self, name: str, source: str, dtype, exponent: int) -> str:
         if isinstance(dtype, Bipolar):
@@ -73,10 +80,12 @@ class _Writer:
         rank = 2 if tensor.shape[1:] == (1, 1) else 4
         shape = [1, tensor.shape[0]] if rank == 2 else [1, *tensor.shape]
         exponent = tensor.dtype.exponent if isinstance(tensor.dtype, Int) else 0
+        self.ranks[value] = rank
         self.tensor[value] = self.quantizer(value, input_name, tensor.dtype, exponent)
         self.exponent[value] = exponent
         for node in self.graph.nodes:
             self._node(node)
+            self.ranks.setdefault(node.name, self.ranks[node.inputs[0]])
         (output,) = self.graph.outputs
         if self.graph.divisor_of(output) != 1:
             raise GraphError(f"output {output!r}: an average pool's divisor on the host is not exported yet")
@@ -90,6 +99,8 @@ class _Writer:
         return model
 
     def _node(self, node):
+        if isinstance(node, ChannelOps):
+            self.ranks[node.name] = self.ranks[node.inputs[0]]
         if isinstance(node, Dense):
             self._dense(node)
         elif isinstance(node, ChannelOps):
@@ -102,6 +113,21 @@ class _Writer:
             self.windows[node.name] = node
             self.tensor[node.name] = self.tensor[node.inputs[0]]
             self.exponent[node.name] = self.exponent[node.inputs[0]]
+        elif isinstance(node, Pool) and node.kind == "sum":  # an average pool: the division is the pool node's
+            channels, height, width = self.types[node.inputs[0]].shape
+            source = self.tensor[node.inputs[0]]
+            if node.padding == 0 and node.kernel == height == width:
+                self.tensor[node.name] = self.node("GlobalAveragePool", [source], node.name, node.name)
+            else:
+                self.tensor[node.name] = self.node("AveragePool", [source], node.name, node.name,
+                                                   kernel_shape=[node.kernel] * 2, strides=[node.stride] * 2,
+                                                   pads=[node.padding] * 4)
+            self.exponent[node.name] = self.exponent[node.inputs[0]]
+            self.averaged[node.name] = node.area
+        elif isinstance(node, ElementwiseAdd):
+            a, b = node.inputs
+            self.tensor[node.name] = self.node("Add", [self.tensor[a], self.tensor[b]], node.name, node.name)
+            self.exponent[node.name] = self.exponent[a]
         elif isinstance(node, Pool) and node.kind == "max":
             self.tensor[node.name] = self.node("MaxPool", [self.tensor[node.inputs[0]]], node.name, node.name,
                                                kernel_shape=[node.kernel] * 2, strides=[node.stride] * 2,
@@ -109,6 +135,7 @@ class _Writer:
             self.exponent[node.name] = self.exponent[node.inputs[0]]
         elif isinstance(node, Flatten):
             self.flattened[node.name] = self.types[node.inputs[0]].shape
+            self.ranks[node.name] = 2
             self.tensor[node.name] = self.node("Flatten", [self.tensor[node.inputs[0]]], node.name, node.name, axis=1)
             self.exponent[node.name] = self.exponent[node.inputs[0]]
         else:
@@ -145,6 +172,9 @@ class _Writer:
                 pads = 0
             product = self.node("Conv", [data, self._weights(node, weights)], node.name, node.name,
                                 kernel_shape=[kernel] * 2, strides=[window.stride] * 2, pads=[pads] * 4)
+        elif self._rank(source) == 4:  # a 1x1 convolution reads the map directly, no window
+            product = self.node("Conv", [self.tensor[source], self._weights(node, weights[:, :, None, None])],
+                                node.name, node.name, kernel_shape=[1, 1])
         else:
             if source in self.flattened:  # columns back from the wire's (y, x, c) order to torch's (c, y, x)
                 channels, height, width = self.flattened[source]
@@ -152,6 +182,7 @@ class _Writer:
                     len(weights), -1)
             product = self.node("MatMul", [self.tensor[source], self._weights(node, weights.T)], node.name, node.name)
         exponent = self.exponent[source] + (node.weight_exponent if node.weight_kind == "int8" else 0)
+        self.ranks[node.name] = 4 if source in self.windows or self._rank(source) == 4 else 2
         if node.bias is not None:
             bias = self.constant(f"{node.name}.bias", self.per_channel(node.name, node.bias * np.ldexp(1.0, exponent)))
             product = self.node("Add", [product, bias], f"{node.name}.biased", f"{node.name}.bias_add")
@@ -169,9 +200,9 @@ class _Writer:
         for index, op in enumerate(node.ops):
             label = f"{node.name}.{index}"
             if isinstance(op, Scale):
-                if op.divisor != 1:
-                    raise GraphError(f"layer {node.name!r}: an average pool's division is not exported yet")
-                continue  # the codes are already values times their scale in QONNX
+                if op.divisor != self.averaged.get(node.inputs[0], 1):
+                    raise GraphError(f"layer {node.name!r}: a division by {op.divisor} that no average pool does")
+                continue  # the codes are already values times their scale in QONNX (an average pool divided)
             if isinstance(op, Multiply):
                 value = self.node("Mul", [value, self.constant(f"{label}.alpha", self.per_channel(node.name,
                                                                                                   op.values))],

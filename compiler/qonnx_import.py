@@ -53,18 +53,28 @@ def _cleanup(model):
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.general import (GiveUniqueNodeNames, GiveUniqueParameterTensors,
                                               RemoveStaticGraphInputs, RemoveUnusedTensors, SortGraph)
+    from qonnx.analysis.topology import nodes_topologically_sorted
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     for node in model.graph.node:  # as cleanup_model: QONNX's quantizers in the domain qonnx executes them from
         if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
             node.domain = "qonnx.custom_op.general"
+    given_order = {node.name: index for index, node in enumerate(model.graph.node)}
     for transformation in (InferShapes(), GiveUniqueParameterTensors(),
                            FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
                                                            "DequantizeLinear"]),
                            FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
-                           SortGraph(), InferShapes()):
+                           InferShapes()):
         model = model.transform(transformation)
+    # qonnx's InferShapes re-sorts the nodes; the given order (where it is one) is the layers' order in hardware.
+    nodes = list(model.graph.node)
+    if all(node.name in given_order for node in nodes) and len(given_order) == len(nodes):
+        nodes.sort(key=lambda node: given_order[node.name])
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    if not model.analysis(nodes_topologically_sorted)["nodes_topologically_sorted"]:
+        model = model.transform(SortGraph())
     names = [node.name for node in model.graph.node]
     if "" in names or len(set(names)) != len(names):
         model = model.transform(GiveUniqueNodeNames())
@@ -375,7 +385,7 @@ class _Lowering:
         if node.op_type == "GlobalAveragePool":
             if height != width:
                 _fail(node, f"a global pool over {height}x{width}; hbnn pools square windows")
-            kernel, stride = height, 1
+            kernel, stride = height, height  # one window: the stride is moot; hbnn states it as the kernel
         else:
             attributes = _attributes(node)
             kernels, strides = attributes.get("kernel_shape"), attributes.get("strides", [1, 1])
@@ -515,7 +525,10 @@ class _Lowering:
                 _fail(node, "padded twice (a Pad node and its own pads)")
             padding, pad_code = source.padding
         window = f"{node.name}.window"
-        self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], padding, pad_code))
+        if (kernel[0], strides[0], padding) == (1, 1, 0):
+            window = source.value  # a 1x1 convolution reads the map itself: hbnn needs no window for it
+        else:
+            self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], padding, pad_code))
         if scale.ndim == 4:
             scale = scale.reshape(scale.shape[0], -1)[:, 0]
         columns = codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
