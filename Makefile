@@ -40,7 +40,8 @@ bench-cosim: $(STAMP)
 	$(BIN)/python bench/cosim_speed.py
 
 # FINN (finn-plus from PyPI) for bench/finn_compare.py, in an environment of its own: it pins brevitas 0.13.0, onnx
-# and protobuf versions that hbnn's own environment must not take. torch is held at the CPU build here too.
+# and protobuf versions that hbnn's own environment must not take. torch stays the CPU build here too
+# (bench/finn-requirements.txt says how).
 FINN_VENV := .finn-venv
 FINN_STAMP := $(FINN_VENV)/.installed
 
@@ -48,8 +49,8 @@ $(FINN_STAMP):
 	$(PYTHON) -m venv $(FINN_VENV)
 	$(FINN_VENV)/bin/pip install --quiet --upgrade pip
 	$(FINN_VENV)/bin/pip install --quiet torch==2.13.0
-	echo "torch==2.13.0" > $(FINN_VENV)/constraints.txt
-	$(FINN_VENV)/bin/pip install --quiet --constraint $(FINN_VENV)/constraints.txt finn-plus==1.6.1 psutil
+	$(FINN_VENV)/bin/pip install --quiet -r bench/finn-requirements.txt
+	$(FINN_VENV)/bin/pip install --quiet --no-deps finn-plus==1.6.1 brevitas==0.13.0 unfoldNd==0.2.3
 	touch $(FINN_STAMP)
 
 finn-env: $(FINN_STAMP)

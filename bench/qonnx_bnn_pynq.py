@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from hbnn.boards import get_board
+from hbnn.compiler.budget import BoardBudgetError
 from hbnn.compiler.build import compile_brevitas, compile_qonnx
 from hbnn.quant.bnn_pynq import BNN_PYNQ_NETWORKS, export_bnn_pynq
 from hbnn.sim.verify import verify_build
@@ -46,11 +47,16 @@ def main() -> int:
     for name in args.networks.split(","):
         graph = export_bnn_pynq(name, args.out / f"{name}.onnx", seed=0)
         builds = {}
-        for form, compile_form in (("QONNX", lambda out: compile_qonnx(graph, out, board)),
-                                   ("PyTorch", lambda out: compile_brevitas(name, out, board, seed=0))):
-            started = time.monotonic()
-            _, manifest = compile_form(args.out / f"{name}-{form.lower()}")
-            builds[form] = (manifest, time.monotonic() - started)
+        try:
+            for form, compile_form in (("QONNX", lambda out: compile_qonnx(graph, out, board)),
+                                       ("PyTorch", lambda out: compile_brevitas(name, out, board, seed=0))):
+                started = time.monotonic()
+                _, manifest = compile_form(args.out / f"{name}-{form.lower()}")
+                builds[form] = (manifest, time.monotonic() - started)
+        except BoardBudgetError as error:
+            rows.append(f"| {name} | both | - | does not fit {board.name}: {error} | | | | | |")
+            print(rows[-1], flush=True)
+            continue
         same = builds["QONNX"][0]["verilog_sha256"] == builds["PyTorch"][0]["verilog_sha256"]
         count = args.conv_images if name.startswith("cnv") else args.images
         pixels = 3 * 32 * 32 if name.startswith("cnv") else 28 * 28
