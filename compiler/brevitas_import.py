@@ -72,14 +72,14 @@ TORCH_OPS = {
 
 def torch_evaluator(constants: dict[str, np.ndarray]):
     """An `evaluate` for hbnn.compiler.qonnx_import.lower_qonnx: the segment's nodes as PyTorch computes them."""
-    from .qonnx_import import _attributes, _fail
+    from .qonnx_read import attributes_of, refuse
 
     def evaluate(source, quantizer, values: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
         with torch.no_grad():
             for node in [*source.nodes, quantizer]:
                 if node.op_type not in TORCH_OPS:
-                    _fail(node, "no PyTorch function for it here")
-                x = TORCH_OPS[node.op_type](node, x, constants, _attributes(node))
+                    refuse(node, "no PyTorch function for it here")
+                x = TORCH_OPS[node.op_type](node, x, constants, attributes_of(node))
         return x.numpy()
     return evaluate

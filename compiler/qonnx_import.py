@@ -23,81 +23,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .check import GraphError, check_graph
+from .check import check_graph
 from .ir import (Bipolar, Dense, ElementwiseAdd, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow,
                  Tensor)
 from .multithreshold import fold_steps, reached_levels
+from .qonnx_read import QonnxError, attributes_of, load_qonnx, refuse
 
 __all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx"]
 QUANTIZERS = ("BipolarQuant", "Quant", "MultiThreshold", "Trunc")  # MultiThreshold: FINN's streamlined graphs
 CHANNEL_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu")
 HOST_PREFIX_OPS = ("Reshape", "Flatten", "Mul", "Add", "Sub", "Div", "Transpose", "Identity")
-
-
-class QonnxError(GraphError):
-    """A QONNX graph hbnn cannot lower: the message names the node and its op type, or the tensor."""
-
-
-def _fail(node, message: str):
-    raise QonnxError(f"node {node.name!r} ({node.op_type}): {message}")
-
-
-def _cleanup(model):
-    """qonnx's cleanup_model without its renaming: the user's node and tensor names stay, so that messages name
-    what the user sees in Netron; names are only given where missing or repeated."""
-    from qonnx.transformation.fold_constants import FoldConstants
-    from qonnx.transformation.general import (GiveUniqueNodeNames, GiveUniqueParameterTensors,
-                                              RemoveStaticGraphInputs, RemoveUnusedTensors, SortGraph)
-    from qonnx.analysis.topology import nodes_topologically_sorted
-    from qonnx.transformation.infer_shapes import InferShapes
-    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
-
-    for node in model.graph.node:  # as cleanup_model: QONNX's quantizers in the domain qonnx executes them from
-        if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
-            node.domain = "qonnx.custom_op.general"
-    given_order = {node.name: index for index, node in enumerate(model.graph.node)}
-    for transformation in (InferShapes(), GiveUniqueParameterTensors(),
-                           FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
-                                                           "DequantizeLinear"]),
-                           FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
-                           InferShapes()):
-        model = model.transform(transformation)
-    # qonnx's InferShapes re-sorts the nodes; the given order (where it is one) is the layers' order in hardware.
-    nodes = list(model.graph.node)
-    if all(node.name in given_order for node in nodes) and len(given_order) == len(nodes):
-        nodes.sort(key=lambda node: given_order[node.name])
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-    if not model.analysis(nodes_topologically_sorted)["nodes_topologically_sorted"]:
-        model = model.transform(SortGraph())
-    names = [node.name for node in model.graph.node]
-    if "" in names or len(set(names)) != len(names):
-        model = model.transform(GiveUniqueNodeNames())
-    return model
-
-
-def load_qonnx(path: str | pathlib.Path):
-    """The graph as a qonnx ModelWrapper, cleaned (constant folding except the quantizers, shapes, sorted): the form
-    hbnn lowers and keeps in a build."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        model = ModelWrapper(str(path))
-    except Exception as error:  # onnx's protobuf parser: not an ONNX file
-        raise QonnxError(f"{path} is not an ONNX model: {error}") from None
-    model = _cleanup(model)  # also drops initializers listed as graph inputs
-    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
-        raise QonnxError(f"{path}: hbnn maps graphs with one input and one output, not "
-                         f"{len(model.graph.input)} and {len(model.graph.output)}")
-    return model
 
 
 @dataclass(frozen=True)
@@ -138,20 +77,13 @@ class QonnxLowering:
     host_tail: tuple[str, ...]  # ONNX nodes after output_tensor, run on the host
 
 
-def _attributes(node) -> dict:
-    import onnx.helper
-
-    values = {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
-    return {name: value.decode() if isinstance(value, bytes) else value for name, value in values.items()}
-
-
 def _stream_type(node, codes: tuple[int, int], scale):
     """The IR type carrying a quantizer's codes: hbnn's integer streams and lanes are int8 (hbnn.hw.mvau), so
     narrower codes (2-bit activations) travel as int8 with the same values; wider or unsigned-8-bit ones do not
     fit. The exponent is the scale's where that is one power of two (as a checkpoint's types state it), else 0: the
     scales themselves stay with the lowering, which is what computes with them."""
     if codes[0] < -128 or codes[1] > 127:
-        _fail(node, f"codes {codes[0]}..{codes[1]} do not fit hbnn's int8 streams")
+        refuse(node, f"codes {codes[0]}..{codes[1]} do not fit hbnn's int8 streams")
     return Int(8, True, _exponent_of(scale))
 
 
@@ -214,7 +146,7 @@ class _Lowering:
 
     def _constant(self, node, name: str) -> np.ndarray:
         if name not in self.constants:
-            _fail(node, f"input {name!r} must be a constant (hbnn maps layers with constant weights)")
+            refuse(node, f"input {name!r} must be a constant (hbnn maps layers with constant weights)")
         return self.constants[name]
 
     # --- the walk --------------------------------------------------------------------------------------------------
@@ -225,7 +157,7 @@ class _Lowering:
                 continue  # a weight quantizer or a folded constant: read where it is used
             sources = [self.state.get(name) for name in node.input if name not in self.constants]
             if any(source is None for source in sources):
-                _fail(node, "reads a tensor hbnn has not lowered (an unsupported branch of the graph)")
+                refuse(node, "reads a tensor hbnn has not lowered (an unsupported branch of the graph)")
             if all(source == "host" for source in sources):
                 self._host(node)
             elif len(sources) == 1 and isinstance(sources[0], _Codes):
@@ -235,18 +167,18 @@ class _Lowering:
             elif node.op_type == "Add" and len(sources) == 2 and all(isinstance(s, _Codes) for s in sources):
                 self._residual_add(node, *sources)
             else:
-                _fail(node, "reads tensors of different kinds (host floats, codes, accumulators); hbnn maps "
+                refuse(node, "reads tensors of different kinds (host floats, codes, accumulators); hbnn maps "
                             "layers on codes and residual adds of two code tensors")
         return self._finish()
 
     def _host(self, node):
         if node.op_type in QUANTIZERS:
             if self.input is not None:
-                _fail(node, "a second quantizer on host values: hbnn's accelerator has one input stream")
+                refuse(node, "a second quantizer on host values: hbnn's accelerator has one input stream")
             dtype, scale, codes = self._quantizer_codes(node)
             shape = self._chw(node, node.output[0])
             scale = np.broadcast_to(np.asarray(scale, dtype=np.float64).ravel(), (shape[0],)).copy() \
-                if np.asarray(scale).size in (1, shape[0]) else _fail(node, "a per-element input scale")
+                if np.asarray(scale).size in (1, shape[0]) else refuse(node, "a per-element input scale")
             stream = dtype if isinstance(dtype, Bipolar) else _stream_type(node, codes, scale)
             self.input = _Codes(node.name, stream, scale, shape, codes)
             self.input_tensor = node.output[0]
@@ -254,32 +186,32 @@ class _Lowering:
         elif node.op_type in HOST_PREFIX_OPS:
             self.state[node.output[0]] = "host"
         else:
-            _fail(node, f"{node.op_type} in front of the first quantizer; the host runs only "
+            refuse(node, f"{node.op_type} in front of the first quantizer; the host runs only "
                         f"{', '.join(HOST_PREFIX_OPS)} there")
 
     def _chw(self, node, tensor: str) -> tuple[int, int, int]:
         shape = self.model.get_tensor_shape(tensor)
         if shape is None:
-            _fail(node, f"tensor {tensor!r} has no shape after shape inference")
+            refuse(node, f"tensor {tensor!r} has no shape after shape inference")
         if len(shape) == 2:
             return (shape[1], 1, 1)
         if len(shape) == 4:
             return tuple(shape[1:])
-        _fail(node, f"tensor {tensor!r} has shape {shape}; hbnn maps (N, C) vectors and (N, C, H, W) maps")
+        refuse(node, f"tensor {tensor!r} has shape {shape}; hbnn maps (N, C) vectors and (N, C, H, W) maps")
 
     def _quantizer_codes(self, node):
         """(IR data type, scale, (lowest, highest) code) of a quantizer node's output codes."""
         if node.op_type == "BipolarQuant":
             scale = self._constant(node, node.input[1])
             return Bipolar(), scale, (-1, 1)
-        attributes = _attributes(node)
+        attributes = attributes_of(node)
         if node.op_type == "MultiThreshold":  # out_scale * (thresholds passed) + out_bias
             steps = self._constant(node, node.input[1]).shape[-1]
             scale, bias = float(attributes.get("out_scale", 1.0)), float(attributes.get("out_bias", 0.0))
             if steps == 1 and scale > 0 and bias == -scale / 2:
                 return Bipolar(), np.float64(scale / 2), (-1, 1)
             if scale <= 0 or bias / scale != round(bias / scale):
-                _fail(node, f"out_scale {scale:g} and out_bias {bias:g}: hbnn needs out_bias a whole number of "
+                refuse(node, f"out_scale {scale:g} and out_bias {bias:g}: hbnn needs out_bias a whole number of "
                             "out_scale steps, out_scale > 0")
             low = int(round(bias / scale))
             bits = max(low.bit_length(), (low + steps).bit_length()) + (1 if low < 0 else 0)
@@ -288,13 +220,13 @@ class _Lowering:
             return self._trunc_codes(node, attributes)
         scale, zero_point, bits = (self._constant(node, name) for name in node.input[1:4])
         if np.any(zero_point != 0):
-            _fail(node, "a non-zero zero point; hbnn's codes are symmetric")
+            refuse(node, "a non-zero zero point; hbnn's codes are symmetric")
         bits = float(np.asarray(bits).ravel()[0])
         if bits != int(bits) or not 2 <= bits <= 8:
-            _fail(node, f"bit width {bits:g}; hbnn's integer streams carry 2 to 8 bits")
+            refuse(node, f"bit width {bits:g}; hbnn's integer streams carry 2 to 8 bits")
         signed = bool(attributes.get("signed", 1))
         if attributes.get("rounding_mode", "ROUND") != "ROUND":
-            _fail(node, f"rounding mode {attributes['rounding_mode']}; hbnn maps ROUND (half to even)")
+            refuse(node, f"rounding mode {attributes['rounding_mode']}; hbnn maps ROUND (half to even)")
         dtype = Int(int(bits), signed)
         return dtype, scale, (dtype.low + (1 if signed and attributes.get("narrow", 0) else 0), dtype.high)
 
@@ -303,14 +235,14 @@ class _Lowering:
         values = [self._constant(node, name) for name in node.input[1:]]
         scale, zero_point = (np.asarray(v, dtype=np.float64) for v in values[:2])
         if np.any(zero_point != 0):
-            _fail(node, "a non-zero zero point; hbnn's codes are symmetric")
+            refuse(node, "a non-zero zero point; hbnn's codes are symmetric")
         if len(values) >= 5:  # v2
             output_scale, bits = np.asarray(values[3], dtype=np.float64), float(np.ravel(values[4])[0])
         else:  # v1 keeps the input's scale on the truncated codes (qonnx's trunc_v1)
             bits, output_scale = float(np.ravel(values[3])[0]), scale
         signed, narrow = int(attributes.get("signed", 1)), int(attributes.get("narrow", 0))
         if bits != int(bits) or not 2 <= bits <= 8:
-            _fail(node, f"output bit width {bits:g}; hbnn's integer streams carry 2 to 8 bits")
+            refuse(node, f"output bit width {bits:g}; hbnn's integer streams carry 2 to 8 bits")
         dtype = Int(int(bits), bool(signed))
         return dtype, output_scale, (dtype.low + (1 if signed and narrow else 0), dtype.high)
 
@@ -323,12 +255,12 @@ class _Lowering:
         elif op == "Conv":
             self._conv(node, source)
         elif op == "MaxPool":
-            attributes = _attributes(node)
+            attributes = attributes_of(node)
             kernel, strides = attributes.get("kernel_shape"), attributes.get("strides", [1, 1])
             pads = attributes.get("pads", [0, 0, 0, 0])
             if len(set(kernel)) != 1 or len(set(strides)) != 1 or len(set(pads)) != 1 \
                     or attributes.get("ceil_mode", 0) or attributes.get("dilations", [1, 1]) != [1, 1]:
-                _fail(node, "hbnn pools with square kernels, equal strides and padding, floor mode")
+                refuse(node, "hbnn pools with square kernels, equal strides and padding, floor mode")
             name = node.name
             self.nodes.append(Pool(name, (source.value,), "max", kernel[0], strides[0], pads[0]))
             self.state[node.output[0]] = _Codes(name, source.dtype, source.scale, self._chw(node, node.output[0]),
@@ -340,19 +272,19 @@ class _Lowering:
         elif op in ("Reshape", "Flatten"):
             shape = self.model.get_tensor_shape(node.output[0])
             if len(shape) != 2:
-                _fail(node, f"reshapes to {shape}; hbnn flattens a map into a vector (N, C*H*W)")
+                refuse(node, f"reshapes to {shape}; hbnn flattens a map into a vector (N, C*H*W)")
             if source.shape[1:] == (1, 1):
                 self.state[node.output[0]] = source
                 return
             if np.unique(source.scale).size != 1:
-                _fail(node, "flattens a map with per-channel scales")
+                refuse(node, "flattens a map with per-channel scales")
             name = node.name
             self.nodes.append(Flatten(name, (source.value,)))
             flat = source.shape[0] * source.shape[1] * source.shape[2]
             self.state[node.output[0]] = _Codes(name, source.dtype, np.full(flat, source.scale[0]), (flat, 1, 1),
                                                 source.codes, flattened=source.shape)
         else:
-            _fail(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
+            refuse(node, f"hbnn does not map {op} on quantized values (it maps Gemm, MatMul, Conv, MaxPool, "
                         "Reshape and Flatten there)")
 
     def _residual_add(self, node, a: _Codes, b: _Codes):
@@ -360,19 +292,19 @@ class _Lowering:
         QuantIdentity quantizes both addends alike, as hbnn's residual blocks do); what reads it is folded into the
         next quantizer's thresholds."""
         if a.shape != b.shape:
-            _fail(node, f"adds tensors of shapes {a.shape} and {b.shape}")
+            refuse(node, f"adds tensors of shapes {a.shape} and {b.shape}")
         if isinstance(a.dtype, Bipolar) or isinstance(b.dtype, Bipolar):
-            _fail(node, "adds bipolar values; hbnn's residual adds take integer codes (quantize both addends with "
+            refuse(node, "adds bipolar values; hbnn's residual adds take integer codes (quantize both addends with "
                         "one int quantizer)")
         scales = np.unique(np.concatenate([a.scale, b.scale]))
         if scales.size != 1:
-            _fail(node, f"adds codes of different scales ({', '.join(f'{v:g}' for v in scales[:4])}): quantize both "
+            refuse(node, f"adds codes of different scales ({', '.join(f'{v:g}' for v in scales[:4])}): quantize both "
                         "addends with one shared quantizer so the add is an integer add")
         add = ElementwiseAdd(node.name, (a.value, b.value))
         self.nodes.append(add)
         bound = max(-(a.codes[0] + b.codes[0]), a.codes[1] + b.codes[1])
         if _mantissa_bits(scales) + bound.bit_length() > 24:
-            _fail(node, "its sums do not fit float32 exactly")
+            refuse(node, "its sums do not fit float32 exactly")
         low, high = a.dtype.low + b.dtype.low, a.dtype.high + b.dtype.high  # as hbnn's fold_thresholds
         rank = len(self.model.get_tensor_shape(node.output[0]))
         self.state[node.output[0]] = _Accumulator(add, node.output[0], np.full(a.shape[0], scales[0]), a.shape,
@@ -384,24 +316,24 @@ class _Lowering:
         channels, height, width = source.shape
         if node.op_type == "GlobalAveragePool":
             if height != width:
-                _fail(node, f"a global pool over {height}x{width}; hbnn pools square windows")
+                refuse(node, f"a global pool over {height}x{width}; hbnn pools square windows")
             kernel, stride = height, height  # one window: the stride is moot; hbnn states it as the kernel
         else:
-            attributes = _attributes(node)
+            attributes = attributes_of(node)
             kernels, strides = attributes.get("kernel_shape"), attributes.get("strides", [1, 1])
             if len(set(kernels)) != 1 or len(set(strides)) != 1 or any(attributes.get("pads", [0] * 4)) \
                     or attributes.get("ceil_mode", 0):
-                _fail(node, "hbnn averages square windows with equal strides, no padding, floor mode")
+                refuse(node, "hbnn averages square windows with equal strides, no padding, floor mode")
             kernel, stride = kernels[0], strides[0]
         if np.unique(source.scale).size != 1:
-            _fail(node, "averages codes with per-channel scales")
+            refuse(node, "averages codes with per-channel scales")
         pool = Pool(node.name, (source.value,), "sum", kernel, stride)
         self.nodes.append(pool)
         area = kernel * kernel
         low, high = source.codes
         stride_ = 2 if isinstance(source.dtype, Bipolar) else 1
         if _mantissa_bits(source.scale) + (area * max(-low, high)).bit_length() > 24:
-            _fail(node, "its window sums do not fit float32 exactly")
+            refuse(node, "its window sums do not fit float32 exactly")
         accumulator = _Accumulator(pool, node.input[0], source.scale.astype(np.float64),
                                    self._chw(node, node.output[0]), 4, area * max(-low, high),
                                    (area * low, area * high, stride_), window=kernel)
@@ -411,20 +343,20 @@ class _Lowering:
     def _pad(self, node, source: _Codes):
         """A constant Pad of a map's borders, read by the Conv after it as its window's padding and pad code (a
         binary convolution pads its bipolar input with +1, hbnn.compiler.qonnx_export writes it so)."""
-        attributes = _attributes(node)
+        attributes = attributes_of(node)
         pads = [int(v) for v in self._constant(node, node.input[1]).ravel()]
         value = float(self._constant(node, node.input[2]).ravel()[0]) if len(node.input) > 2 and node.input[2] \
             else 0.0
         if attributes.get("mode", "constant") != "constant" or len(pads) != 8 or pads[0] or pads[1] or pads[4] \
                 or pads[5] or len(set(pads[2:4] + pads[6:8])) != 1:
-            _fail(node, "hbnn pads a map's height and width equally on every side with a constant")
+            refuse(node, "hbnn pads a map's height and width equally on every side with a constant")
         code = value / source.scale[0]
         if np.unique(source.scale).size != 1 or code != round(code) or (isinstance(source.dtype, Bipolar)
                                                                       and code not in (-1, 1)):
-            _fail(node, f"pads with {value:g}, which is not a code of its input")
+            refuse(node, f"pads with {value:g}, which is not a code of its input")
         readers = self.model.find_consumers(node.output[0])
         if len(readers) != 1 or readers[0].op_type != "Conv":
-            _fail(node, "hbnn maps a Pad only in front of a Conv")
+            refuse(node, "hbnn maps a Pad only in front of a Conv")
         self.state[node.output[0]] = dataclasses.replace(source, padding=(pads[2], int(code)))
 
     def _weight_codes(self, node, name: str):
@@ -438,20 +370,20 @@ class _Lowering:
             if annotation.startswith(("INT", "UINT")) and np.array_equal(values, np.round(values)) \
                     and np.abs(values).max() <= 127:
                 return values, np.float64(1.0), "int8"
-            _fail(node, f"weight {name!r} is not quantized (a BipolarQuant or Quant of a constant, or an initializer "
+            refuse(node, f"weight {name!r} is not quantized (a BipolarQuant or Quant of a constant, or an initializer "
                         f"annotated BIPOLAR or INTn; it is {annotation}); hbnn maps binary and integer weights")
         if producer.op_type not in ("BipolarQuant", "Quant"):
-            _fail(node, f"weight {name!r} comes from a {producer.op_type}; hbnn maps weights quantized by "
+            refuse(node, f"weight {name!r} comes from a {producer.op_type}; hbnn maps weights quantized by "
                         "BipolarQuant or Quant")
         dtype, scale, _ = self._quantizer_codes(producer)
         scale = np.asarray(scale, dtype=np.float64)
         codes = values / scale
         if not np.array_equal(codes, np.round(codes)):
-            _fail(node, f"weight {name!r} divided by its scale is not integer")
+            refuse(node, f"weight {name!r} divided by its scale is not integer")
         if isinstance(dtype, Bipolar):
             return codes, scale, "binary"
         if codes.min() < -127 or codes.max() > 127:
-            _fail(node, f"weight {name!r} has codes outside -127..127 (hbnn's int8 multiply lanes)")
+            refuse(node, f"weight {name!r} has codes outside -127..127 (hbnn's int8 multiply lanes)")
         return codes, scale, "int8"
 
     def _dense_node(self, node, source: _Codes, name: str, value: str, weights: np.ndarray, scale: np.ndarray,
@@ -464,11 +396,11 @@ class _Lowering:
         # product of the scales, below the bound, representable in float32 when the mantissas leave room.
         input_scale = np.unique(source.scale)
         if input_scale.size != 1:
-            _fail(node, "reads codes with per-channel scales; hbnn needs one input scale per layer")
+            refuse(node, "reads codes with per-channel scales; hbnn needs one input scale per layer")
         bound = int(np.abs(weights).sum(axis=1).max()) * max(-source.codes[0], source.codes[1])
         products = input_scale[0] * scale_out
         if _mantissa_bits(products) + bound.bit_length() > 24:
-            _fail(node, f"its float32 output is not determined by the integer accumulator: scales "
+            refuse(node, f"its float32 output is not determined by the integer accumulator: scales "
                         f"{input_scale[0]:g} x {np.unique(scale_out)[:4]} with accumulators up to {bound} round "
                         "in float32 (use power-of-two scales)")
         self.nodes.append(dense)
@@ -481,48 +413,48 @@ class _Lowering:
 
     def _dense(self, node, source: _Codes):
         inputs = [name for name in node.input]
-        attributes = _attributes(node)
+        attributes = attributes_of(node)
         if node.op_type == "Gemm":
             if attributes.get("alpha", 1.0) != 1.0 or attributes.get("transA", 0):
-                _fail(node, "Gemm with alpha != 1 or transA")
+                refuse(node, "Gemm with alpha != 1 or transA")
             if len(inputs) == 3 and np.any(self._constant(node, inputs[2]) != 0):
-                _fail(node, "Gemm with a bias C; hbnn folds a layer's bias into its thresholds only from an Add "
+                refuse(node, "Gemm with a bias C; hbnn folds a layer's bias into its thresholds only from an Add "
                             "after the product")
         if inputs[0] not in self.state or self.state[inputs[0]] is not source:
-            _fail(node, "the quantized values must be the first input (A), the weights the second")
+            refuse(node, "the quantized values must be the first input (A), the weights the second")
         codes, scale, kind = self._weight_codes(node, inputs[1])
         if node.op_type == "MatMul" or not attributes.get("transB", 0):
             codes = codes.T  # (in, out) -> (out, in)
             scale = scale.T if scale.ndim == 2 else scale
         if scale.size > 1 and scale.size != codes.shape[0]:
-            _fail(node, f"weight scale of shape {scale.shape}; hbnn takes one scale per tensor or per output")
+            refuse(node, f"weight scale of shape {scale.shape}; hbnn takes one scale per tensor or per output")
         if source.flattened is not None:
             channels, height, width = source.flattened
             codes = codes.reshape(len(codes), channels, height, width).transpose(0, 2, 3, 1).reshape(len(codes), -1)
         if codes.shape[1] != source.shape[0]:
-            _fail(node, f"weights of {codes.shape[1]} columns read {source.shape[0]} values")
+            refuse(node, f"weights of {codes.shape[1]} columns read {source.shape[0]} values")
         self._dense_node(node, source, node.name, source.value, codes, scale.reshape(-1), kind, node.output[0],
                          (codes.shape[0], 1, 1), 2)
 
     def _conv(self, node, source: _Codes):
-        attributes = _attributes(node)
+        attributes = attributes_of(node)
         codes, scale, kind = self._weight_codes(node, node.input[1])
         if len(node.input) > 2:
-            _fail(node, "a Conv bias; hbnn maps bias-free convolutions (the bias belongs after the product)")
+            refuse(node, "a Conv bias; hbnn maps bias-free convolutions (the bias belongs after the product)")
         kernel = attributes.get("kernel_shape", list(codes.shape[2:]))
         strides = attributes.get("strides", [1, 1])
         pads = attributes.get("pads", [0, 0, 0, 0])
         if attributes.get("group", 1) != 1 or attributes.get("dilations", [1, 1]) != [1, 1]:
-            _fail(node, "grouped or dilated convolution")
+            refuse(node, "grouped or dilated convolution")
         if len(set(kernel)) != 1 or len(set(strides)) != 1 or len(set(pads)) != 1:
-            _fail(node, "hbnn maps square kernels with equal strides and padding on every side")
+            refuse(node, "hbnn maps square kernels with equal strides and padding on every side")
         if pads[0] and isinstance(source.dtype, Bipolar):
-            _fail(node, "pads a bipolar input with 0.0, which a one-bit stream cannot carry (hbnn's binary "
+            refuse(node, "pads a bipolar input with 0.0, which a one-bit stream cannot carry (hbnn's binary "
                         "convolutions pad with +1); use padding 0 or an explicit +1 Pad in front")
         padding, pad_code = pads[0], 1 if isinstance(source.dtype, Bipolar) else 0  # unused with no padding
         if source.padding is not None:
             if padding:
-                _fail(node, "padded twice (a Pad node and its own pads)")
+                refuse(node, "padded twice (a Pad node and its own pads)")
             padding, pad_code = source.padding
         window = f"{node.name}.window"
         if (kernel[0], strides[0], padding) == (1, 1, 0):
@@ -548,7 +480,7 @@ class _Lowering:
         elif node.op_type in QUANTIZERS:
             self._threshold(node, source)
         else:
-            _fail(node, f"{node.op_type} between a layer's product and its quantizer; hbnn folds "
+            refuse(node, f"{node.op_type} between a layer's product and its quantizer; hbnn folds "
                         f"{', '.join(CHANNEL_OPS)} there into thresholds")
 
     def _check_channel_op(self, node, source: _Accumulator):
@@ -559,15 +491,15 @@ class _Lowering:
         data = [name for name in node.input if name not in self.constants]
         constants = [name for name in node.input if name in self.constants]
         if len(data) != 1 or len(constants) != 1:
-            _fail(node, "hbnn folds elementwise ops of one tensor and one constant into thresholds")
+            refuse(node, "hbnn folds elementwise ops of one tensor and one constant into thresholds")
         if node.op_type == "Div" and node.input[0] not in data:
-            _fail(node, "divides a constant by the layer's values, which is not monotone")
+            refuse(node, "divides a constant by the layer's values, which is not monotone")
         shape = np.shape(self.constants[constants[0]])
         channels = source.shape[0]
         per_channel = ((channels,) if source.rank == 2 else (channels, 1, 1))
         allowed = {(), (1,), per_channel, (1, *per_channel)} | {(1,) * n for n in range(1, source.rank + 1)}
         if shape not in allowed:
-            _fail(node, f"a constant of shape {shape}: hbnn folds per-channel or per-tensor constants, not "
+            refuse(node, f"a constant of shape {shape}: hbnn folds per-channel or per-tensor constants, not "
                         "ones along the pixels")
 
     def _evaluate_onnx(self, source: _Accumulator, quantizer, values: np.ndarray) -> np.ndarray:
@@ -613,7 +545,7 @@ class _Lowering:
         initializers = [onnx.numpy_helper.from_array(np.asarray(self.constants[name]), name) for name in constants]
         graph = onnx.helper.make_graph(
             [onnx.helper.make_node(n.op_type, list(n.input), list(n.output), name=n.name, domain=n.domain,
-                                   **_attributes(n)) for n in nodes],
+                                   **attributes_of(n)) for n in nodes],
             "segment", [onnx.helper.make_tensor_value_info(source.tensor, onnx.TensorProto.FLOAT, shape)],
             [onnx.helper.make_tensor_value_info(quantizer.output[0], onnx.TensorProto.FLOAT, None)], initializers)
         model = ModelWrapper(onnx.helper.make_model(graph, opset_imports=list(self.model.model.opset_import)))
@@ -624,7 +556,7 @@ class _Lowering:
         channels = source.shape[0]
         scale = np.asarray(scale, dtype=np.float64).ravel()
         if scale.size not in (1, channels):
-            _fail(quantizer, f"output scale of {scale.size} values for {channels} channels")
+            refuse(quantizer, f"output scale of {scale.size} values for {channels} channels")
         scale = np.broadcast_to(scale, (channels,)).copy()
         levels = 2 if isinstance(dtype, Bipolar) else high_code - low_code + 1
         tail = [1] * (source.rank - 2)
