@@ -82,7 +82,8 @@ def pixel_codes(model, meta: dict, layer: str, shape: tuple[int, ...]) -> np.nda
     """(channels, 256): the input layer's code for each 8-bit pixel value p (x = p / 255, as hbnn's datasets read
     their files), computed by the model itself (its normalization and input quantizer). Refused if a pixel's code
     depends on where it is, which a lookup per channel could not reproduce."""
-    from ..sim.verify import host_inputs, wire_order
+    from ..compiler.wire_order import wire_order
+    from ..sim.verify import host_inputs
 
     levels = torch.arange(256, dtype=torch.float32) / np.float32(255.0)
     x = levels.view((256,) + (1,) * len(shape)).expand((256,) + shape).contiguous()

@@ -33,6 +33,7 @@ from ..quant.pooling import ExactAvgPool2d
 from ..quant.residual import QuantAdd, ZeroPadShortcut
 from ..quant.ternary_layers import TernaryConv2d, TernaryLinear
 from .check import check_graph
+from .wire_order import weight_columns
 from .ir import (Add, BatchNorm, Bipolar, ChannelOps, ChannelPad, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply,
                  Pool, Quantize, Relu, Scale, SlidingWindow, Tensor)
 from .passes.merge_channel_ops import merge_channel_ops
@@ -169,22 +170,11 @@ def _input_type(kind: str, exponent: int) -> Bipolar | Int:
     return Bipolar() if kind == "sign" else Int(8, True, exponent)
 
 
-def _weight_columns(module: nn.Module, codes: np.ndarray, flattened: tuple[int, int, int] | None) -> np.ndarray:
-    """The weights as (out, in) in wire order: a conv's (O, C, K, K) as (O, K*K*C), columns (ky*K + kx)*C + c, the
-    order of a SlidingWindow's columns; a linear layer reading a flattened (C, H, W) map has its columns permuted
-    from torch's (c, y, x) order to the wire's (y, x, c)."""
-    if codes.ndim == 4:
-        return codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
-    if flattened is not None:
-        return codes.reshape(len(codes), *flattened).transpose(0, 2, 3, 1).reshape(len(codes), -1)
-    return codes
-
-
 def _dense_and_ops(path: str, module: nn.Module, input_value: str,
                    flattened: tuple[int, int, int] | None = None) -> list:
     """Dense on the layer's codes, then the layer's own float32 ops (the contract's eval op sequence)."""
     codes, scale = module.quantized_weight_codes()
-    codes = _weight_columns(module, codes.detach().cpu().numpy().astype(np.int64), flattened)
+    codes = weight_columns(codes.detach().cpu().numpy().astype(np.int64), flattened)
     ops = [Scale()]
     bias = None
     if isinstance(module, (Int8Linear, Int8Conv2d)):

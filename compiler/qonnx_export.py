@@ -22,6 +22,7 @@ import numpy as np
 
 from .check import GraphError, check_graph
 from .passes.quantize_early import quantize_early
+from .wire_order import torch_columns
 from .ir import (Add, BatchNorm, Bipolar, ChannelOps, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply, Pool,
                  Quantize, Relu, Scale, SlidingWindow)
 
@@ -161,7 +162,7 @@ class _Writer:
             window = self.windows[source]
             channels = self.types[window.inputs[0]].shape[0]
             kernel = window.kernel
-            weights = weights.reshape(len(weights), kernel, kernel, channels).transpose(0, 3, 1, 2)
+            weights = torch_columns(weights, (channels, kernel, kernel))
             data = self.tensor[source]
             pads = window.padding
             if window.padding and window.pad_code != 0:  # +1 padding of a binary convolution: an explicit Pad
@@ -177,9 +178,7 @@ class _Writer:
                                 node.name, node.name, kernel_shape=[1, 1])
         else:
             if source in self.flattened:  # columns back from the wire's (y, x, c) order to torch's (c, y, x)
-                channels, height, width = self.flattened[source]
-                weights = weights.reshape(len(weights), height, width, channels).transpose(0, 3, 1, 2).reshape(
-                    len(weights), -1)
+                weights = torch_columns(weights, self.flattened[source]).reshape(len(weights), -1)
             product = self.node("MatMul", [self.tensor[source], self._weights(node, weights.T)], node.name, node.name)
         exponent = self.exponent[source] + (node.weight_exponent if node.weight_kind == "int8" else 0)
         self.ranks[node.name] = 4 if source in self.windows or self._rank(source) == 4 else 2

@@ -31,6 +31,7 @@ from .check import check_graph
 from .ir import (Bipolar, Dense, ElementwiseAdd, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow,
                  Tensor)
 from .multithreshold import fold_steps, reached_levels
+from .wire_order import weight_columns
 from .qonnx_read import QonnxError, attributes_of, load_qonnx, refuse
 
 __all__ = ["QonnxError", "QonnxLowering", "load_qonnx", "lower_qonnx"]
@@ -428,9 +429,7 @@ class _Lowering:
             scale = scale.T if scale.ndim == 2 else scale
         if scale.size > 1 and scale.size != codes.shape[0]:
             refuse(node, f"weight scale of shape {scale.shape}; hbnn takes one scale per tensor or per output")
-        if source.flattened is not None:
-            channels, height, width = source.flattened
-            codes = codes.reshape(len(codes), channels, height, width).transpose(0, 2, 3, 1).reshape(len(codes), -1)
+        codes = weight_columns(codes, source.flattened)
         if codes.shape[1] != source.shape[0]:
             refuse(node, f"weights of {codes.shape[1]} columns read {source.shape[0]} values")
         self._dense_node(node, source, node.name, source.value, codes, scale.reshape(-1), kind, node.output[0],
@@ -463,7 +462,7 @@ class _Lowering:
             self.nodes.append(SlidingWindow(window, (source.value,), kernel[0], strides[0], padding, pad_code))
         if scale.ndim == 4:
             scale = scale.reshape(scale.shape[0], -1)[:, 0]
-        columns = codes.transpose(0, 2, 3, 1).reshape(len(codes), -1)
+        columns = weight_columns(codes)
         self._dense_node(node, source, node.name, window, columns, scale.reshape(-1), kind, node.output[0],
                          self._chw(node, node.output[0]), 4)
 

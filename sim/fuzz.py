@@ -27,7 +27,8 @@ from ..quant.layers import ExactBatchNorm1d
 from ..quant.models.blocks import activation_for
 from ..quant.precision import Precision, linear
 from .amaranth_stream import stream_through
-from .verify import mismatching, wire_order
+from ..compiler.wire_order import wire_order
+from .verify import mismatching
 
 __all__ = ["LayerStack", "random_stack", "Case", "draw_case", "check_case", "simulate_case", "CaseResult",
            "PRECISIONS"]

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..compiler.wire_order import wire_order
+
 __all__ = ["QonnxReference", "BrevitasReference", "ReferenceRun", "REFERENCE_BATCH"]
 
 REFERENCE_BATCH = 100  # images per execute_onnx call: it steps node by node, each an onnxruntime session
 
 
 def _wire_order(values: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N, H*W*C): pixels in raster order, channels fastest; (N, C) unchanged."""
-    if values.ndim == 4:
-        return values.transpose(0, 2, 3, 1).reshape(len(values), -1)
-    return values.reshape(len(values), -1)
+    """(N, ...) -> (N, elements) in wire order."""
+    return wire_order(values).reshape(len(values), -1)
 
 
 def _exact_codes(values: np.ndarray, scale: np.ndarray, tensor: str) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..compiler.check import check_graph
 from ..compiler.execute import execute
 from ..compiler.ir import Graph
 from ..compiler.lower import input_layer_of, network_input_codes
+from ..compiler.wire_order import wire_order
 from ..quant.augment import normalize
 from ..quant.checkpoint import load_checkpoint
 from .qonnx_reference import BrevitasReference, QonnxReference
@@ -72,12 +73,6 @@ class Verification:
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "bit_exact": self.bit_exact, "cycles_match": self.cycles_match}
-
-
-def wire_order(values: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) maps as the stream carries them: pixels in raster order, channels fastest; (N, F) as is."""
-    values = np.asarray(values)
-    return values.transpose(0, 2, 3, 1) if values.ndim == 4 else values
 
 
 def torch_outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

@@ -15,7 +15,8 @@ from hbnn.quant.layers import ExactBatchNorm2d
 from hbnn.quant.pooling import ExactAvgPool2d
 from hbnn.quant.precision import Precision, conv2d, linear
 from hbnn.sim.conv_fuzz import draw_conv_case, random_conv_stack, with_simd
-from hbnn.sim.verify import mismatching, wire_order
+from hbnn.compiler.wire_order import wire_order
+from hbnn.sim.verify import mismatching
 
 
 def torch_mismatches(model, graph, x) -> int:
