@@ -3,6 +3,7 @@ and Yosys resources (docs/finn-comparison.md).
 
     make finn-env        # FINN (finn-plus from PyPI) in .finn-venv, apart from hbnn's environment
     .venv/bin/python bench/finn_compare.py [--out runs/finn-compare] [--images 4] [--no-synthesis]
+                                           [--cases tfc_1w1a@3125000,cnv_1w1a@3052,cnv_1w1a@12071]
 
 For each case (Brevitas' bnn_pynq TFC and CNV, 1w1a, random weights, exported with export_qonnx; a target frame
 rate at 100 MHz on the PYNQ-Z2): FINN's own build steps up to its estimate reports, with its SetFolding for the
@@ -59,12 +60,15 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/finn-compare"))
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--no-synthesis", action="store_true")
+    parser.add_argument("--cases", default=",".join(f"{network}@{fps:g}" for network, fps in CASES),
+                        help="NETWORK@IMAGES_PER_SECOND[,...] (default: %(default)s)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     board = get_board("pynq-z2")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for network, fps in CASES:
+    for case in args.cases.split(","):
+        network, fps = case.split("@")[0], float(case.split("@")[1])
         graph = args.out / f"{network}.onnx"
         if not graph.exists():
             export_bnn_pynq(network, graph, seed=0)
