@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/finn-compare"))
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--no-synthesis", action="store_true")
-    parser.add_argument("--cases", default=",".join(f"{network}@{fps:g}" for network, fps in CASES),
+    parser.add_argument("--cases", default=",".join(f"{network}@{fps:.0f}" for network, fps in CASES),
                         help="NETWORK@IMAGES_PER_SECOND[,...] (default: %(default)s)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
