@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from hbnn.sim.conv_fuzz import check_conv_case, draw_conv_case
-from hbnn.sim.fuzz import check_case, draw_case
+from hbnn.sim.fuzz import check_case, draw_case, random_stack
 from hbnn.sim.residual_fuzz import check_residual_case, dead_quantizers, draw_residual_case, random_residual_stack
 
 
@@ -46,6 +46,9 @@ def main() -> int:
                 continue
         else:
             case = draw_case(rng, max_layers=args.max_layers, max_width=args.max_width)
+            if dead_quantizers(random_stack(case.precisions, case.sizes, seed=case.seed)):
+                degenerate += 1
+                continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check = check_conv_case if args.conv else check_residual_case if args.residual else check_case
@@ -67,7 +70,7 @@ def main() -> int:
             print(f"{index + 1} cases, all bit-exact with analytical cycles ({time.monotonic() - started:.0f} s)",
                   flush=True)
     layers = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-    skipped = (f" ({degenerate} drawn residual cases skipped: an int8 quantizer calibrated on zeros only, "
+    skipped = (f" ({degenerate} drawn cases skipped: an int8 quantizer calibrated on zeros only, "
                "hbnn.sim.residual_fuzz.dead_quantizers)") if degenerate else ""
     print(f"{passed} of {args.cases - degenerate} cases passed{skipped}: bit-exact outputs (undisturbed and "
           f"back-pressured) and latency and gaps equal to the analysis; layers drawn: {layers}; "

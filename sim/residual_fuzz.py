@@ -145,17 +145,24 @@ def random_residual_stack(case: ResidualCase) -> ResidualStack:
 
 
 def dead_quantizers(model: nn.Module) -> list[str]:
-    """The int8 quantizers whose calibration saw only zeros (a ReLU over all-negative values): Brevitas leaves them a
+    """The int8 quantizers (activations, and layers' own input quantizers) whose calibration saw only zeros (a ReLU
+    over all-negative values, or a batch-normed constant): Brevitas leaves them a
     1e-10 floor instead of a power-of-two scale, which no hardware maps (the compiler refuses it, naming the layer).
     A drawn case with one is degenerate, not a compiler bug."""
+    from ..compiler.lower import _probe
     from ..quant.activation_quant import Int8Activation
+    from ..quant.input_codes import input_codes
 
     dead = []
     for path, module in model.named_modules():
         if isinstance(module, Int8Activation):
             _, scale = module.codes(torch.ones(1, 1, 1, 1))
-            if math.frexp(float(scale))[0] != 0.5:
-                dead.append(path)
+        elif getattr(getattr(module, "precision", None), "inputs", None) == "int8" and hasattr(module, "input_quant"):
+            _, scale = input_codes("int8", module.input_quant, _probe(module))  # a layer's own input quantizer
+        else:
+            continue
+        if math.frexp(float(scale))[0] != 0.5:
+            dead.append(path)
     return dead
 
 

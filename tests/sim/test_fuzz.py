@@ -3,15 +3,18 @@ PyTorch, with latency and every gap between images equal to the cycle analysis (
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from hbnn.sim.fuzz import Case, check_case, draw_case
+from hbnn.sim.fuzz import Case, check_case, draw_case, random_stack
+from hbnn.sim.residual_fuzz import dead_quantizers
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2 ** 32 - 1))
 def test_random_stacks_are_bit_exact_with_analytical_cycles(seed):
     case = draw_case(np.random.default_rng(seed))
+    # A quantizer that saw only zeros in calibration has no scale to map (the compiler refuses it, naming the layer).
+    assume(not dead_quantizers(random_stack(case.precisions, case.sizes, seed=case.seed)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # components of a refused case are never elaborated; nothing to warn about
         result = check_case(case)
