@@ -36,9 +36,9 @@ from .budget import BoardBudgetError, check_board, node_resources
 from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
 from .ir import Dense, ElementwiseAdd, Folding, Graph, MultiThreshold, Pool, SlidingWindow
-from .lower import input_layer_of
+from .lower import input_layer_of, lower_model
 from .map_to_hardware import TOP_NAME, MappedDesign, emit_verilog, map_design, stream_formats
-from .pipeline import compile_graph, compile_model
+from .pipeline import compile_graph
 from .qonnx_import import load_qonnx, lower_qonnx
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, LANE_LUT_SHARE, WEIGHT_BRAM_SHARE
 
@@ -240,15 +240,21 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
 def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Path, board: Board,
                        folding: Mapping[str, Folding] | None = None,
                        target_cycles: int = DEFAULT_TARGET_CYCLES, fit_check: bool = True) -> tuple[Graph, dict]:
-    """`hbnn compile`. With fit_check=False a design that does not fit the board is built anyway (write_build), and
-    at the folding the DSP and LUT budgets give: the block-RAM budget's slower folding is for fitting, and a design
-    that does not fit gains nothing from it but a longer co-simulation."""
+    """`hbnn compile` of a checkpoint."""
     model, _ = load_checkpoint(checkpoint)
-    budgets = {"dsp_budget": board.dsps, "lut_budget": int(board.luts * LANE_LUT_SHARE)}
-    graph = compile_model(model, folding, target_cycles, **budgets, bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
-    if not fit_check and not _fits(graph, board):
-        graph = compile_model(model, folding, target_cycles, **budgets)
+    graph = _compile_for_board(lower_model(model), board, folding, target_cycles, fit_check)
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint, fit_check)
+
+
+def _compile_for_board(graph: Graph, board: Board, folding, target_cycles: int, fit_check: bool) -> Graph:
+    """The passes with the board's budgets. With fit_check=False a design that does not fit the board is built
+    anyway (write_build), and at the folding the DSP and LUT budgets give: the block-RAM budget's slower folding is
+    for fitting, and a design that does not fit gains nothing from it but a longer co-simulation."""
+    budgets = {"dsp_budget": board.dsps, "lut_budget": int(board.luts * LANE_LUT_SHARE)}
+    compiled = compile_graph(graph, folding, target_cycles, **budgets, bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
+    if not fit_check and not _fits(compiled, board):
+        compiled = compile_graph(graph, folding, target_cycles, **budgets)
+    return compiled
 
 
 def compile_qonnx(path: str | pathlib.Path, out_dir: str | pathlib.Path, board: Board,
@@ -288,11 +294,7 @@ def compile_brevitas(network: str, out_dir: str | pathlib.Path, board: Board,
 def _compile_lowered(model, evaluator, source: str, out_dir, board: Board, folding, target_cycles, fit_check,
                      entries=None, files=None) -> tuple[Graph, dict]:
     lowering = lower_qonnx(model, evaluator)
-    budgets = {"dsp_budget": board.dsps, "lut_budget": int(board.luts * LANE_LUT_SHARE)}
-    graph = compile_graph(lowering.graph, folding, target_cycles, **budgets,
-                          bram_budget=board.bram36 * WEIGHT_BRAM_SHARE)
-    if not fit_check and not _fits(graph, board):
-        graph = compile_graph(lowering.graph, folding, target_cycles, **budgets)
+    graph = _compile_for_board(lowering.graph, board, folding, target_cycles, fit_check)
     entry = {"source": source, "file": QONNX_MODEL, "input_tensor": lowering.input_tensor,
              "input_scale": lowering.input_scale, "output_tensor": lowering.output_tensor,
              "output_scale": [float(value) for value in lowering.output_scale],
