@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import FOREVER, HandshakeModel
 from .parameters import check_positive_int
 
 __all__ = ["ChannelPad", "ChannelPadHandshake"]
@@ -115,6 +115,13 @@ class ChannelPadHandshake(HandshakeModel):
 
     def ready(self, out_ready: bool) -> bool:
         return self._passing() and (not self.valid or out_ready)
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        # No handshake: an empty output register fills with a pad word; a passing position waits for its input.
+        return 1 if not self.valid and not self._passing() else FOREVER
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        pass
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         free = not self.valid or out_ready

@@ -8,19 +8,38 @@ transfer is handshaken in the cycle where valid and ready are both high, as `hbn
 Adding latencies is not exact for a chain: stages overlap, and a splitting width converter back-pressures its
 producer within an image. `schedule` steps the models together instead: each cycle the valids (state), then the
 readies from the sink back to the source (the ready chain is combinational), then the handshakes, then the clocks.
+
+A whole CNN's analysis is hundreds of thousands of cycles per image, most of them quiet: no handshake anywhere, the
+stalled stages frozen and the busy ones counting folds. `quiet` and `skip` let `schedule` put such a model to sleep until
+its inputs change, with one call for all the clock edges it slept through; they change nothing about which cycle a
+handshake fires in (tests compare both ways of stepping).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["HandshakeModel", "PassThrough", "Chained", "Handshakes", "schedule", "PortHandshakeModel", "as_ports"]
+__all__ = ["FOREVER", "HandshakeModel", "PassThrough", "Chained", "Handshakes", "schedule", "PortHandshakeModel", "as_ports"]
+
+
+FOREVER = 1 << 62  # a quiet span without end: nothing in the model moves until a handshake
 
 
 class HandshakeModel:
     """One component's stream protocol, stepped a cycle at a time; starts in the component's reset state."""
 
     valid: bool = False  # output valid this cycle; subclasses keep it as a plain attribute or a property
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        """Cycles, this one included, through which `valid` and `ready(out_ready)` stay as they are now, given that
+        in_valid and out_ready stay as they are and no handshake fires on either side (the caller makes sure of
+        both). 1 promises nothing beyond this cycle; FOREVER: nothing changes until a handshake."""
+        return 1
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        """`cycles` clock edges inside a quiet span (cycles < quiet(in_valid, out_ready))."""
+        for _ in range(cycles):
+            self.clock(in_valid, out_ready)
 
     def ready(self, out_ready: bool) -> bool:
         """Input ready this cycle, given the downstream ready."""
@@ -167,20 +186,79 @@ def _compiled_step(models: Sequence[HandshakeModel]) -> Callable[[bool, bool], t
     return names["step"]
 
 
+def _compiled_lazy_run(models: Sequence[HandshakeModel]) -> Callable[[int, int, int], tuple[list, list, int]]:
+    """A schedule loop for these models with the source always offering and the sink always ready, written out
+    with every model's bookkeeping in locals. A model without a handshake on either side whose quiet span is longer
+    than this cycle sleeps: its clock edges are deferred (one `skip` when it wakes) and its ready is remembered, until
+    its input valid or output ready changes or the span ends. Stalled stages and stages counting folds cost a few
+    comparisons a cycle instead of two calls. Returns (input cycles, output cycles, cycles stepped)."""
+    count = len(models)
+    names = {f"m{i}": model for i, model in enumerate(models)}
+    for kind in ("ready", "clock", "quiet", "skip"):
+        names.update({f"{kind}{i}": getattr(model, kind) for i, model in enumerate(models)})
+    vin = ["in_valid"] + [f"v{i}" for i in range(count)]  # model i's input valid
+    body = ["def run(left, cycles, wanted):",
+            "    inputs = []",
+            "    outputs = []",
+            "    cycle = 0"]
+    for i in range(count):
+        # asleep, input valid and output ready it sleeps on, first deferred cycle, last cycle of the span, ready
+        body.append(f"    a{i} = sv{i} = sr{i} = cr{i} = False")
+        body.append(f"    s{i} = w{i} = 0")
+    body += ["    while cycle < cycles:",
+             "        in_valid = left > 0"]
+    body += [f"        v{i} = m{i}.valid" for i in range(count)]
+    body.append(f"        r{count} = True")
+    for i in range(count - 1, -1, -1):
+        body += [f"        if a{i}:",
+                 f"            if {vin[i]} != sv{i} or r{i + 1} != sr{i} or cycle >= w{i}:",
+                 f"                skip{i}(cycle - s{i}, sv{i}, sr{i})",
+                 f"                a{i} = False",
+                 f"                r{i} = ready{i}(r{i + 1})",
+                 "            else:",
+                 f"                r{i} = cr{i}",
+                 "        else:",
+                 f"            r{i} = ready{i}(r{i + 1})"]
+    for i in range(count):
+        body += [f"        if not a{i}:",
+                 f"            if not ({vin[i]} and r{i}) and not (v{i} and r{i + 1}) "
+                 f"and (q := quiet{i}({vin[i]}, r{i + 1})) > 1:",
+                 f"                a{i}, sv{i}, sr{i}, s{i}, w{i}, cr{i} = True, {vin[i]}, r{i + 1}, cycle, "
+                 f"cycle + q - 1, r{i}",
+                 "            else:",
+                 f"                clock{i}({vin[i]}, r{i + 1})"]
+    body += ["        if in_valid and r0:",
+             "            inputs.append(cycle)",
+             "            left -= 1",
+             "        cycle += 1",
+             f"        if v{count - 1}:",
+             "            outputs.append(cycle - 1)",
+             "            if len(outputs) == wanted:",
+             "                break"]
+    body += [f"    if a{i}:\n        skip{i}(cycle - s{i}, sv{i}, sr{i})" for i in range(count)]  # wake everyone
+    body.append("    return inputs, outputs, cycle")
+    exec("\n".join(body), names)  # noqa: S102 - generated from the fixed template above, no outside text
+    return names["run"]
+
+
 def schedule(models: Sequence[HandshakeModel], transfers: int, cycles: int, *,
              input_valid: Callable[[int], bool] = _always, output_ready: Callable[[int], bool] = _always,
-             outputs: int | None = None) -> Handshakes:
+             outputs: int | None = None, skip_quiet: bool = True) -> Handshakes:
     """Steps the models, chained, from their present state (give fresh ones, in reset state) for at most `cycles`
     cycles, or until `outputs` output handshakes.
 
     The source offers its next transfer in every cycle where `input_valid(cycle)` holds, while any of its `transfers`
-    are left; the sink is ready when `output_ready(cycle)`.
+    are left; the sink is ready when `output_ready(cycle)`. With both always true (the defaults) and `skip_quiet`,
+    models in a quiet span sleep through it (see HandshakeModel.quiet); the handshakes are the same either way.
     """
     chain = Chained(models)
-    step = _compiled_step(chain.models) if chain.models else chain.step
     inputs, taken = [], []
     left = transfers
     wanted = outputs if outputs is not None else -1
+    if skip_quiet and chain.models and input_valid is _always and output_ready is _always:
+        inputs, taken, stepped = _compiled_lazy_run(chain.models)(transfers, cycles, wanted)
+        return Handshakes(tuple(inputs), tuple(taken), stepped)
+    step = _compiled_step(chain.models) if chain.models else chain.step
     for cycle in range(cycles):
         fired_in, fired_out = step(left > 0 and input_valid(cycle), output_ready(cycle))
         if fired_in:

@@ -25,7 +25,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import FOREVER, HandshakeModel
 from .lanes import add_subtract, dot_product_bound, lane_kind, multiply, xnor_popcount
 from .layout import StreamFormat
 from .memory_style import memory_attrs
@@ -255,6 +255,17 @@ class MvauHandshake(HandshakeModel):
     # (the data stage may move: not finishing, or the output register free) is written out in both.
     def ready(self, out_ready: bool) -> bool:
         return self._neuron_fold == 0 and (not self._finishing or not self.valid or out_ready)
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        # No handshake: an issuing data stage counts synapse folds until its row group's last one (which may change
+        # ready) and a finishing one fills the output register; anything else waits.
+        if self._finishing:
+            return 1 if not self.valid or out_ready else FOREVER
+        return self._synapse_folds - self._synapse_fold if self._neuron_fold != 0 else FOREVER
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        if not self._finishing and self._neuron_fold != 0:
+            self._synapse_fold += cycles
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         advance = not self._finishing or not self.valid or out_ready

@@ -22,7 +22,7 @@ from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import FOREVER, HandshakeModel
 from .layout import StreamFormat
 from .parameters import check_positive_int
 
@@ -181,6 +181,12 @@ class WindowReduceHandshake(HandshakeModel):
 
     def ready(self, out_ready: bool) -> bool:
         return self._position != self._last or not self.valid or out_ready
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        return FOREVER  # it moves on handshakes only
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        pass
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         taken = in_valid and (self._position != self._last or not self.valid or out_ready)

@@ -38,7 +38,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import FOREVER, HandshakeModel
 from .layout import StreamFormat
 from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
@@ -358,6 +358,13 @@ class SlidingWindowHandshake(HandshakeModel):
 
     def ready(self, out_ready: bool) -> bool:
         return self._ahead < self._rows
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        # No handshake: the writer waits; an empty output register fills once enough rows are held.
+        return 1 if not self.valid and self._ahead >= self._needed[self._oy] else FOREVER
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        pass
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         ahead = self._ahead

@@ -32,7 +32,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import FOREVER, HandshakeModel
 from .memory_style import memory_attrs
 from .parameters import check_positive_int
 
@@ -145,6 +145,13 @@ class StreamFifoHandshake(HandshakeModel):
         if self._inner_depth == 0:
             return not self.valid
         return self._inner_level != self._inner_depth
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        # No handshake: only an empty output register with entries behind it moves.
+        return 1 if self._inner_depth and not self.valid and self._inner_level else FOREVER
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        pass
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         write = in_valid and self.ready(out_ready)

@@ -19,7 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .handshake import HandshakeModel
+from .handshake import FOREVER, HandshakeModel
 from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
 
@@ -215,6 +215,17 @@ class MultiThresholdHandshake(HandshakeModel):
 
     def ready(self, out_ready: bool) -> bool:
         return not self.valid or out_ready
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        # No handshake: a held output stalls everything; else the stages shift in nothing until the oldest reaches
+        # the output register.
+        if self.valid or not self._stage_valid:
+            return FOREVER
+        return self._last - (self._stage_valid.bit_length() - 1) + 1
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        if not self.valid:
+            self._stage_valid = (self._stage_valid << cycles) & self._mask
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         if self.valid and out_ready:

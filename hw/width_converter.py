@@ -16,7 +16,7 @@ from amaranth.hdl import Cat, Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import Chained, HandshakeModel, PassThrough
+from .handshake import FOREVER, Chained, HandshakeModel, PassThrough
 from .parameters import check_positive_int
 
 __all__ = ["WidthConverter", "SplitHandshake", "GatherHandshake"]
@@ -129,6 +129,12 @@ class SplitHandshake(HandshakeModel):
     def ready(self, out_ready: bool) -> bool:
         return not self.valid or (out_ready and self._part == self._parts - 1)
 
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        return FOREVER  # it moves on handshakes only
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        pass
+
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         taken = in_valid and self.ready(out_ready)
         if self.valid and out_ready:
@@ -151,6 +157,12 @@ class GatherHandshake(HandshakeModel):
 
     def ready(self, out_ready: bool) -> bool:
         return self._count != self._parts - 1 or not self.valid or out_ready
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        return FOREVER  # it moves on handshakes only
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        pass
 
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         taken = in_valid and self.ready(out_ready)
