@@ -15,7 +15,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import Chained, Handshakes, schedule
+from .handshake import Chained, HandshakeModel, Handshakes, schedule
 
 __all__ = ["Dataflow", "ChainTiming", "chain_timing", "image_transfers", "ImageEnd", "image_ends", "model_state",
            "stream_images"]
@@ -150,9 +150,15 @@ class ImageEnd:
 
 
 def model_state(models: Sequence) -> tuple:
-    """Every model's state as one hashable value (a fork's per-reader flags are a list)."""
-    return tuple(tuple(tuple(value) if isinstance(value, list) else value for value in vars(model).values())
-                 for model in models)
+    """Every model's state as one hashable value (a fork's per-reader flags are a list; a chained model, such as a
+    width converter's split-then-gather, holds its members)."""
+    def value_of(value):
+        if isinstance(value, list):
+            return tuple(value)
+        if isinstance(value, tuple) and value and isinstance(value[0], HandshakeModel):
+            return model_state(value)
+        return value
+    return tuple(tuple(value_of(value) for value in vars(model).values()) for model in models)
 
 
 def image_ends(run_image: Callable[[], Handshakes], models: Sequence, outputs: int,

@@ -196,15 +196,22 @@ def _splice_wires(models, edges, source: Port, sink: Port):
 
 def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: Port, transfers: int, cycles: int,
                    *, input_valid: Callable[[int], bool] = _always, output_ready: Callable[[int], bool] = _always,
-                   outputs: int | None = None, probe: Callable[[int], None] | None = None) -> Handshakes:
+                   outputs: int | None = None, probe: Callable[[int], None] | None = None,
+                   skip_quiet: bool = True) -> Handshakes:
     """Steps the models (one per node, in node order, from their present state) for at most `cycles` cycles, or
     until `outputs` output handshakes at the sink; the source offers its next transfer whenever input_valid(cycle)
     holds while any of `transfers` are left, the sink is ready when output_ready(cycle). probe(cycle) runs after
-    each cycle's clock edge (the FIFO sizing reads the FIFOs' levels there)."""
-    step = _compiled_graph_step(models, edges, source, sink)
+    each cycle's clock edge (the FIFO sizing reads the FIFOs' levels there). Without a probe, with source and sink
+    always willing and `skip_quiet`, one-stream models sleep through their quiet spans as in
+    hbnn.hw.handshake.schedule; the handshakes are the same either way."""
     inputs, taken = [], []
     left = transfers
     wanted = outputs if outputs is not None else -1
+    if skip_quiet and probe is None and input_valid is _always and output_ready is _always:
+        inputs, taken, stepped = _compiled_graph_code(models, edges, source, sink, lazy=True)(transfers, cycles,
+                                                                                              wanted)
+        return Handshakes(tuple(inputs), tuple(taken), stepped)
+    step = _compiled_graph_code(models, edges, source, sink, lazy=False)
     for cycle in range(cycles):
         fired_in, fired_out = step(left > 0 and input_valid(cycle), output_ready(cycle))
         if probe is not None:
@@ -219,11 +226,14 @@ def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: 
     return Handshakes(tuple(inputs), tuple(taken), cycles)
 
 
-def _compiled_graph_step(models: Sequence, edges: Sequence[Edge], source: Port, sink: Port):
-    """One cycle of the graph as straight-line Python, generated for these models and edges (as
-    hbnn.hw.handshake._compiled_step does for a chain): the output valids (state), then the input readies in reverse
-    topological order (a join's needs its inputs' valids, known by then), then every clock edge. Returns
-    step(source_valid, sink_ready) -> (input handshake, output handshake)."""
+def _compiled_graph_code(models: Sequence, edges: Sequence[Edge], source: Port, sink: Port, *, lazy: bool):
+    """The graph as straight-line Python, generated for these models and edges (as hbnn.hw.handshake does for a
+    chain): each cycle the output valids (state), then the input readies in reverse topological order (a join's
+    needs its inputs' valids, known by then), then every clock edge. lazy=False: one cycle,
+    step(source_valid, sink_ready) -> (input handshake, output handshake). lazy=True: the whole loop with the source
+    always offering and the sink always ready, one-stream models sleeping through quiet spans (see
+    hbnn.hw.handshake._compiled_lazy_run), run(transfers, cycles, wanted) -> (input cycles, output cycles, cycles
+    stepped)."""
     edges, source, sink = _splice_wires(models, edges, source, sink)
     live = sorted({edge.source.node for edge in edges} | {edge.target.node for edge in edges}
                   | {source.node, sink.node})
@@ -237,17 +247,27 @@ def _compiled_graph_step(models: Sequence, edges: Sequence[Edge], source: Port, 
                     sum(1 for (n, _) in out_of if n == node) + (node == sink.node)) for node in live}
     several = {node: isinstance(models[node], PortHandshakeModel) for node in live}
     names: dict[str, object] = {}
-    lines = ["def step(source_valid, sink_ready):"]
+    pad = "        " if lazy else "    "
+    lines = (["def run(left, cycles, wanted):", "    inputs = []", "    outputs = []", "    cycle = 0"] if lazy
+             else ["def step(source_valid, sink_ready):"])
+    sleepers = [node for node in live if lazy and not several[node]]
+    for node in sleepers:
+        # asleep, input valid and output ready it sleeps on, its ready, first deferred cycle, last of the span
+        lines += [f"    a{node} = sv{node} = sr{node} = cr{node} = False", f"    s{node} = w{node} = 0"]
+    if lazy:
+        lines += ["    sink_ready = True", "    while cycle < cycles:", "        source_valid = left > 0"]
     for node in live:
         model = models[node] if several[node] else as_ports(models[node]).model
         names[f"m{node}"] = model
         if several[node]:
             names.update({f"readies{node}": model.readies, f"clock{node}": model.clock})
-            lines.append(f"    vs{node} = m{node}.valids")
-            lines += [f"    v{node}_{k} = vs{node}[{k}]" for k in range(arity[node][1])]
+            lines.append(f"{pad}vs{node} = m{node}.valids")
+            lines += [f"{pad}v{node}_{k} = vs{node}[{k}]" for k in range(arity[node][1])]
         else:
             names.update({f"ready{node}": model.ready, f"clock{node}": model.clock})
-            lines.append(f"    v{node}_0 = m{node}.valid")
+            if lazy:
+                names.update({f"quiet{node}": model.quiet, f"skip{node}": model.skip})
+            lines.append(f"{pad}v{node}_0 = m{node}.valid")
 
     def in_valid(node, k):
         if (node, k) == (source.node, source.stream):
@@ -263,21 +283,49 @@ def _compiled_graph_step(models: Sequence, edges: Sequence[Edge], source: Port, 
         ins = [in_valid(node, k) for k in range(arity[node][0])]
         outs = [out_ready(node, k) for k in range(arity[node][1])]
         if several[node]:
-            lines.append(f"    rs{node} = readies{node}(({', '.join(ins)},), ({', '.join(outs)},))")
-            lines += [f"    r{node}_{k} = rs{node}[{k}]" for k in range(arity[node][0])]
+            lines.append(f"{pad}rs{node} = readies{node}(({', '.join(ins)},), ({', '.join(outs)},))")
+            lines += [f"{pad}r{node}_{k} = rs{node}[{k}]" for k in range(arity[node][0])]
+        elif lazy:
+            lines += [f"{pad}if a{node}:",
+                      f"{pad}    if {ins[0]} != sv{node} or {outs[0]} != sr{node} or cycle >= w{node}:",
+                      f"{pad}        skip{node}(cycle - s{node}, sv{node}, sr{node})",
+                      f"{pad}        a{node} = False",
+                      f"{pad}        r{node}_0 = ready{node}({outs[0]})",
+                      f"{pad}    else:",
+                      f"{pad}        r{node}_0 = cr{node}",
+                      f"{pad}else:",
+                      f"{pad}    r{node}_0 = ready{node}({outs[0]})"]
         else:
-            lines.append(f"    r{node}_0 = ready{node}({outs[0]})")
+            lines.append(f"{pad}r{node}_0 = ready{node}({outs[0]})")
     for node in live:
         ins = [in_valid(node, k) for k in range(arity[node][0])]
         outs = [out_ready(node, k) for k in range(arity[node][1])]
         if several[node]:
-            lines.append(f"    clock{node}(({', '.join(ins)},), ({', '.join(outs)},))")
+            lines.append(f"{pad}clock{node}(({', '.join(ins)},), ({', '.join(outs)},))")
+        elif lazy:
+            lines += [f"{pad}if not a{node}:",
+                      f"{pad}    if not ({ins[0]} and r{node}_0) and not (v{node}_0 and {outs[0]}) "
+                      f"and (q := quiet{node}({ins[0]}, {outs[0]})) > 1:",
+                      f"{pad}        a{node}, sv{node}, sr{node}, s{node}, w{node}, cr{node} = True, {ins[0]}, "
+                      f"{outs[0]}, cycle, cycle + q - 1, r{node}_0",
+                      f"{pad}    else:",
+                      f"{pad}        clock{node}({ins[0]}, {outs[0]})"]
         else:
-            lines.append(f"    clock{node}({ins[0]}, {outs[0]})")
-    lines.append(f"    return source_valid and r{source.node}_{source.stream}, "
-                 f"v{sink.node}_{sink.stream} and sink_ready")
+            lines.append(f"{pad}clock{node}({ins[0]}, {outs[0]})")
+    fired_in = f"source_valid and r{source.node}_{source.stream}"
+    fired_out = f"v{sink.node}_{sink.stream} and sink_ready"
+    if not lazy:
+        lines.append(f"    return {fired_in}, {fired_out}")
+        exec("\n".join(lines), names)  # noqa: S102 - generated from the fixed template above, no outside text
+        return names["step"]
+    lines += [f"        if {fired_in}:", "            inputs.append(cycle)", "            left -= 1",
+              "        cycle += 1",
+              f"        if {fired_out}:", "            outputs.append(cycle - 1)",
+              "            if len(outputs) == wanted:", "                break"]
+    lines += [f"    if a{node}:\n        skip{node}(cycle - s{node}, sv{node}, sr{node})" for node in sleepers]
+    lines.append("    return inputs, outputs, cycle")
     exec("\n".join(lines), names)  # noqa: S102 - generated from the fixed template above, no outside text
-    return names["step"]
+    return names["run"]
 
 
 def stream_graph_images(graph: DataflowGraph, transfers_in: int, transfers_out: int, bound: int, *,

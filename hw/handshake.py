@@ -100,6 +100,25 @@ class Chained(HandshakeModel):
     def clock(self, in_valid: bool, out_ready: bool) -> None:
         self.step(in_valid, out_ready)
 
+    def _signals(self, in_valid: bool, out_ready: bool) -> tuple[list[bool], list[bool]]:
+        valids = [in_valid] + [model.valid for model in self.models]
+        readies = [out_ready] * (len(self.models) + 1)
+        for index in range(len(self.models) - 1, -1, -1):
+            readies[index] = self.models[index].ready(readies[index + 1])
+        return valids, readies
+
+    def quiet(self, in_valid: bool, out_ready: bool) -> int:
+        # Quiet while no member hands over to the next and every member is quiet.
+        valids, readies = self._signals(in_valid, out_ready)
+        if not self.models or any(valids[i] and readies[i] for i in range(1, len(self.models))):
+            return 1
+        return min(model.quiet(valids[i], readies[i + 1]) for i, model in enumerate(self.models))
+
+    def skip(self, cycles: int, in_valid: bool, out_ready: bool) -> None:
+        valids, readies = self._signals(in_valid, out_ready)
+        for i, model in enumerate(self.models):
+            model.skip(cycles, valids[i], readies[i + 1])
+
     def step(self, in_valid: bool, out_ready: bool) -> tuple[bool, bool]:
         models = self.models
         if not models:

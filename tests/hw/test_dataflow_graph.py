@@ -67,6 +67,21 @@ def test_residual_block_matches_numpy_and_its_schedule(channels, pe, simd, depth
     assert (list(modelled.inputs), list(modelled.outputs)) == (ins, outs)
 
 
+@pytest.mark.parametrize("channels, pe, simd, depth", CASES + [(8, 8, 1, 1), (16, 1, 2, 16)])
+def test_sleeping_through_quiet_spans_changes_no_handshake_in_a_graph(channels, pe, simd, depth):
+    from hbnn.hw.dataflow import model_state
+
+    graph, _ = residual_block(np.random.default_rng(channels), channels, pe, simd, depth)
+    transfers = 20 * channels // simd
+    lazy_models, plain_models = graph.handshake_models(), graph.handshake_models()
+    lazy = schedule_graph(lazy_models, graph.edges, graph.source, graph.sink, transfers, 2_000)
+    plain = schedule_graph(plain_models, graph.edges, graph.source, graph.sink, transfers, 2_000, skip_quiet=False)
+    assert lazy == plain
+    assert model_state(lazy_models) == model_state(plain_models)
+    for component in (graph, *graph._nodes):  # only the models were stepped
+        component._MustUse__silence = True
+
+
 def test_an_undersized_short_branch_deadlocks_in_rtl_and_schedule():
     # The Mvau takes all 8 input transfers before its first output; the fork can hand the FIFO only 1 + 1 of them
     # (its depth and its own register), so the fork stalls and the Mvau never completes a row.
