@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Shape, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import PortHandshakeModel
+from .handshake import FOREVER, PortHandshakeModel
 from .parameters import check_positive_int
 
 __all__ = ["AddJoin", "AddJoinHandshake"]
@@ -93,6 +93,12 @@ class AddJoinHandshake(PortHandshakeModel):
     def readies(self, in_valids, out_readies) -> tuple[bool, bool]:
         free = not self._valid or out_readies[0]
         return in_valids[1] and free, in_valids[0] and free
+
+    def quiet(self, in_valids, out_readies) -> int:
+        return FOREVER  # it moves on handshakes only
+
+    def skip(self, cycles: int, in_valids, out_readies) -> None:
+        pass
 
     def clock(self, in_valids, out_readies) -> None:
         take = in_valids[0] and in_valids[1] and (not self._valid or out_readies[0])

@@ -151,14 +151,15 @@ class ImageEnd:
 
 def model_state(models: Sequence) -> tuple:
     """Every model's state as one hashable value (a fork's per-reader flags are a list; a chained model, such as a
-    width converter's split-then-gather, holds its members)."""
+    width converter's split-then-gather, holds its members); a model's RECORDS are not state."""
     def value_of(value):
         if isinstance(value, list):
             return tuple(value)
         if isinstance(value, tuple) and value and isinstance(value[0], HandshakeModel):
             return model_state(value)
         return value
-    return tuple(tuple(value_of(value) for value in vars(model).values()) for model in models)
+    return tuple(tuple(value_of(value) for name, value in vars(model).items()
+                       if name not in getattr(model, "RECORDS", ())) for model in models)
 
 
 def image_ends(run_image: Callable[[], Handshakes], models: Sequence, outputs: int,

@@ -201,15 +201,16 @@ def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: 
     """Steps the models (one per node, in node order, from their present state) for at most `cycles` cycles, or
     until `outputs` output handshakes at the sink; the source offers its next transfer whenever input_valid(cycle)
     holds while any of `transfers` are left, the sink is ready when output_ready(cycle). probe(cycle) runs after
-    each cycle's clock edge (the FIFO sizing reads the FIFOs' levels there). Without a probe, with source and sink
-    always willing and `skip_quiet`, one-stream models sleep through their quiet spans as in
-    hbnn.hw.handshake.schedule; the handshakes are the same either way."""
+    each cycle's clock edge (the FIFO sizing reads the FIFOs' levels there). With source and sink always willing
+    and `skip_quiet`, one-stream models sleep through their quiet spans as in hbnn.hw.handshake.schedule; the
+    handshakes are the same either way, and so are the FIFO levels a probe reads (a FIFO sleeps only while its level
+    stands still), but other models' state may be as of their falling asleep until the run returns."""
     inputs, taken = [], []
     left = transfers
     wanted = outputs if outputs is not None else -1
-    if skip_quiet and probe is None and input_valid is _always and output_ready is _always:
-        inputs, taken, stepped = _compiled_graph_code(models, edges, source, sink, lazy=True)(transfers, cycles,
-                                                                                              wanted)
+    if skip_quiet and input_valid is _always and output_ready is _always:
+        run = _compiled_graph_code(models, edges, source, sink, lazy=True, probed=probe is not None)
+        inputs, taken, stepped = run(transfers, cycles, wanted, probe)
         return Handshakes(tuple(inputs), tuple(taken), stepped)
     step = _compiled_graph_code(models, edges, source, sink, lazy=False)
     for cycle in range(cycles):
@@ -226,14 +227,16 @@ def schedule_graph(models: Sequence, edges: Sequence[Edge], source: Port, sink: 
     return Handshakes(tuple(inputs), tuple(taken), cycles)
 
 
-def _compiled_graph_code(models: Sequence, edges: Sequence[Edge], source: Port, sink: Port, *, lazy: bool):
+def _compiled_graph_code(models: Sequence, edges: Sequence[Edge], source: Port, sink: Port, *, lazy: bool,
+                         probed: bool = False):
     """The graph as straight-line Python, generated for these models and edges (as hbnn.hw.handshake does for a
     chain): each cycle the output valids (state), then the input readies in reverse topological order (a join's
     needs its inputs' valids, known by then), then every clock edge. lazy=False: one cycle,
     step(source_valid, sink_ready) -> (input handshake, output handshake). lazy=True: the whole loop with the source
-    always offering and the sink always ready, one-stream models sleeping through quiet spans (see
-    hbnn.hw.handshake._compiled_lazy_run), run(transfers, cycles, wanted) -> (input cycles, output cycles, cycles
-    stepped)."""
+    always offering and the sink always ready, every model sleeping through its quiet spans (see
+    hbnn.hw.handshake._compiled_lazy_run; a sleeping model's valids stand still, so they are not read again),
+    run(transfers, cycles, wanted, probe) -> (input cycles, output cycles, cycles stepped), calling probe(cycle)
+    after each cycle's clocks if `probed`."""
     edges, source, sink = _splice_wires(models, edges, source, sink)
     live = sorted({edge.source.node for edge in edges} | {edge.target.node for edge in edges}
                   | {source.node, sink.node})
@@ -246,28 +249,6 @@ def _compiled_graph_code(models: Sequence, edges: Sequence[Edge], source: Port, 
     arity = {node: (sum(1 for (n, _) in into if n == node) + (node == source.node),
                     sum(1 for (n, _) in out_of if n == node) + (node == sink.node)) for node in live}
     several = {node: isinstance(models[node], PortHandshakeModel) for node in live}
-    names: dict[str, object] = {}
-    pad = "        " if lazy else "    "
-    lines = (["def run(left, cycles, wanted):", "    inputs = []", "    outputs = []", "    cycle = 0"] if lazy
-             else ["def step(source_valid, sink_ready):"])
-    sleepers = [node for node in live if lazy and not several[node]]
-    for node in sleepers:
-        # asleep, input valid and output ready it sleeps on, its ready, first deferred cycle, last of the span
-        lines += [f"    a{node} = sv{node} = sr{node} = cr{node} = False", f"    s{node} = w{node} = 0"]
-    if lazy:
-        lines += ["    sink_ready = True", "    while cycle < cycles:", "        source_valid = left > 0"]
-    for node in live:
-        model = models[node] if several[node] else as_ports(models[node]).model
-        names[f"m{node}"] = model
-        if several[node]:
-            names.update({f"readies{node}": model.readies, f"clock{node}": model.clock})
-            lines.append(f"{pad}vs{node} = m{node}.valids")
-            lines += [f"{pad}v{node}_{k} = vs{node}[{k}]" for k in range(arity[node][1])]
-        else:
-            names.update({f"ready{node}": model.ready, f"clock{node}": model.clock})
-            if lazy:
-                names.update({f"quiet{node}": model.quiet, f"skip{node}": model.skip})
-            lines.append(f"{pad}v{node}_0 = m{node}.valid")
 
     def in_valid(node, k):
         if (node, k) == (source.node, source.stream):
@@ -279,50 +260,91 @@ def _compiled_graph_code(models: Sequence, edges: Sequence[Edge], source: Port, 
             return "sink_ready"
         return "r{}_{}".format(*out_of[(node, k)])
 
-    for node in reversed(order):
-        ins = [in_valid(node, k) for k in range(arity[node][0])]
-        outs = [out_ready(node, k) for k in range(arity[node][1])]
-        if several[node]:
-            lines.append(f"{pad}rs{node} = readies{node}(({', '.join(ins)},), ({', '.join(outs)},))")
-            lines += [f"{pad}r{node}_{k} = rs{node}[{k}]" for k in range(arity[node][0])]
-        elif lazy:
-            lines += [f"{pad}if a{node}:",
-                      f"{pad}    if {ins[0]} != sv{node} or {outs[0]} != sr{node} or cycle >= w{node}:",
-                      f"{pad}        skip{node}(cycle - s{node}, sv{node}, sr{node})",
-                      f"{pad}        a{node} = False",
-                      f"{pad}        r{node}_0 = ready{node}({outs[0]})",
-                      f"{pad}    else:",
-                      f"{pad}        r{node}_0 = cr{node}",
-                      f"{pad}else:",
-                      f"{pad}    r{node}_0 = ready{node}({outs[0]})"]
-        else:
-            lines.append(f"{pad}r{node}_0 = ready{node}({outs[0]})")
+    ins = {node: [in_valid(node, k) for k in range(arity[node][0])] for node in live}
+    outs = {node: [out_ready(node, k) for k in range(arity[node][1])] for node in live}
+    names: dict[str, object] = {}
     for node in live:
-        ins = [in_valid(node, k) for k in range(arity[node][0])]
-        outs = [out_ready(node, k) for k in range(arity[node][1])]
+        model = models[node] if several[node] else as_ports(models[node]).model
+        names[f"m{node}"] = model
+        kinds = ("readies", "clock", "quiet", "skip") if several[node] else ("ready", "clock", "quiet", "skip")
+        names.update({f"{kind}{node}": getattr(model, kind) for kind in kinds})
+
+    def call(node, kind):  # a model's method on this cycle's signals
         if several[node]:
-            lines.append(f"{pad}clock{node}(({', '.join(ins)},), ({', '.join(outs)},))")
-        elif lazy:
-            lines += [f"{pad}if not a{node}:",
-                      f"{pad}    if not ({ins[0]} and r{node}_0) and not (v{node}_0 and {outs[0]}) "
-                      f"and (q := quiet{node}({ins[0]}, {outs[0]})) > 1:",
-                      f"{pad}        a{node}, sv{node}, sr{node}, s{node}, w{node}, cr{node} = True, {ins[0]}, "
-                      f"{outs[0]}, cycle, cycle + q - 1, r{node}_0",
-                      f"{pad}    else:",
-                      f"{pad}        clock{node}({ins[0]}, {outs[0]})"]
-        else:
-            lines.append(f"{pad}clock{node}({ins[0]}, {outs[0]})")
-    fired_in = f"source_valid and r{source.node}_{source.stream}"
-    fired_out = f"v{sink.node}_{sink.stream} and sink_ready"
+            return f"{kind}{node}(({', '.join(ins[node])},), ({', '.join(outs[node])},))"
+        return f"{kind}{node}({ins[node][0]}, {outs[node][0]})"
+
+    def read_valids(node, pad):
+        if several[node]:
+            return [f"{pad}vs{node} = m{node}.valids"] + [f"{pad}v{node}_{k} = vs{node}[{k}]"
+                                                         for k in range(arity[node][1])]
+        return [f"{pad}v{node}_0 = m{node}.valid"]
+
+    def set_readies(node, pad):
+        if several[node]:
+            return [f"{pad}rs{node} = {call(node, 'readies')}"] + [f"{pad}r{node}_{k} = rs{node}[{k}]"
+                                                                  for k in range(arity[node][0])]
+        return [f"{pad}r{node}_0 = ready{node}({outs[node][0]})"]
+
+    signals = {node: ins[node] + outs[node] for node in live}  # what a sleeping model watches
+    saved = {node: [f"s{node}_{k}" for k in range(len(signals[node]))] for node in live}
+    remembered = {node: [f"c{node}_{k}" for k in range(arity[node][0])] for node in live}  # its readies
+
     if not lazy:
-        lines.append(f"    return {fired_in}, {fired_out}")
+        lines = ["def step(source_valid, sink_ready):"]
+        for node in live:
+            lines += read_valids(node, "    ")
+        for node in reversed(order):
+            lines += set_readies(node, "    ")
+        lines += [f"    {call(node, 'clock')}" for node in live]
+        lines.append(f"    return source_valid and r{source.node}_{source.stream}, "
+                     f"v{sink.node}_{sink.stream} and sink_ready")
         exec("\n".join(lines), names)  # noqa: S102 - generated from the fixed template above, no outside text
         return names["step"]
-    lines += [f"        if {fired_in}:", "            inputs.append(cycle)", "            left -= 1",
+
+    lines = ["def run(left, cycles, wanted, probe):", "    inputs = []", "    outputs = []", "    cycle = 0",
+             "    sink_ready = True"]
+    for node in live:
+        # asleep, the signals it sleeps on, its readies, its first deferred cycle and the last of its span
+        lines.append(f"    a{node} = False")
+        lines.append(f"    b{node} = w{node} = 0")
+    lines += ["    while cycle < cycles:", "        source_valid = left > 0"]
+    for node in live:
+        lines.append(f"        if not a{node}:")
+        lines += read_valids(node, "            ")
+    for node in reversed(order):
+        changed = " or ".join(f"{signal} != {old}" for signal, old in zip(signals[node], saved[node]))
+        lines += [f"        if a{node}:",
+                  f"            if {changed} or cycle >= w{node}:",
+                  f"                skip{node}(cycle - b{node}, ({', '.join(saved[node][:arity[node][0]])},), "
+                  f"({', '.join(saved[node][arity[node][0]:])},))" if several[node] else
+                  f"                skip{node}(cycle - b{node}, {saved[node][0]}, {saved[node][1]})",
+                  f"                a{node} = False"]
+        lines += set_readies(node, "                ")
+        lines.append("            else:")
+        lines += [f"                r{node}_{k} = {old}" for k, old in enumerate(remembered[node])]
+        lines.append("        else:")
+        lines += set_readies(node, "            ")
+    for node in live:
+        fired = " or ".join([f"({valid} and r{node}_{k})" for k, valid in enumerate(ins[node])]
+                            + [f"(v{node}_{k} and {ready})" for k, ready in enumerate(outs[node])])
+        lines += [f"        if not a{node}:",
+                  f"            if not ({fired}) and (q := {call(node, 'quiet')}) > 1:",
+                  f"                a{node}, b{node}, w{node} = True, cycle, cycle + q - 1"]
+        lines += [f"                {old} = {signal}" for signal, old in zip(signals[node], saved[node])]
+        lines += [f"                {old} = r{node}_{k}" for k, old in enumerate(remembered[node])]
+        lines += ["            else:", f"                {call(node, 'clock')}"]
+    if probed:
+        lines.append("        probe(cycle)")
+    lines += [f"        if source_valid and r{source.node}_{source.stream}:", "            inputs.append(cycle)",
+              "            left -= 1",
               "        cycle += 1",
-              f"        if {fired_out}:", "            outputs.append(cycle - 1)",
+              f"        if v{sink.node}_{sink.stream}:", "            outputs.append(cycle - 1)",
               "            if len(outputs) == wanted:", "                break"]
-    lines += [f"    if a{node}:\n        skip{node}(cycle - s{node}, sv{node}, sr{node})" for node in sleepers]
+    for node in live:  # wake everyone: the deferred clock edges
+        arguments = (f"({', '.join(saved[node][:arity[node][0]])},), ({', '.join(saved[node][arity[node][0]:])},)"
+                     if several[node] else f"{saved[node][0]}, {saved[node][1]}")
+        lines += [f"    if a{node}:", f"        skip{node}(cycle - b{node}, {arguments})"]
     lines.append("    return inputs, outputs, cycle")
     exec("\n".join(lines), names)  # noqa: S102 - generated from the fixed template above, no outside text
     return names["run"]

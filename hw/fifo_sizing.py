@@ -44,19 +44,28 @@ def bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_in: int,
     return depths
 
 
+class _WatchedFifo(StreamFifoHandshake):
+    """A FIFO's model that remembers the most transfers its memory held at the start of any cycle (its level
+    changes only on its own clock edges, so the cycle analysis may let it sleep)."""
+
+    RECORDS = ("most",)
+
+    def __init__(self, *, depth: int):
+        super().__init__(depth=depth)
+        self.most = 0
+
+    def clock(self, in_valid: bool, out_ready: bool) -> None:
+        super().clock(in_valid, out_ready)
+        if self._inner_level > self.most:
+            self.most = self._inner_level
+
+
 def _schedule(graph: DataflowGraph, depths: dict[int, int], transfers: int, outputs: int, cycles: int):
     models = graph.handshake_models()
     for node, depth in depths.items():
-        models[node] = StreamFifoHandshake(depth=depth)
-    most = dict.fromkeys(depths, 0)
-
-    def probe(cycle):
-        for node in depths:
-            most[node] = max(most[node], models[node].memory_level)
-
-    run = schedule_graph(models, graph.edges, graph.source, graph.sink, transfers, cycles, outputs=outputs,
-                         probe=probe)
-    return run, most
+        models[node] = _WatchedFifo(depth=depth)
+    run = schedule_graph(models, graph.edges, graph.source, graph.sink, transfers, cycles, outputs=outputs)
+    return run, {node: models[node].most for node in depths}
 
 
 def steady_bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_in: int, transfers_out: int,
@@ -69,16 +78,11 @@ def steady_bypass_depths(graph: DataflowGraph, fifos: Sequence[int], transfers_i
             raise TypeError(f"node {node} is a {type(graph.nodes[node]).__name__}, not a StreamFifo")
     models = graph.handshake_models()
     for node in fifos:
-        models[node] = StreamFifoHandshake(depth=UNBOUNDED)
-    most = dict.fromkeys(fifos, 0)
-
-    def probe(cycle):
-        for node in fifos:
-            most[node] = max(most[node], models[node].memory_level)
-
+        models[node] = _WatchedFifo(depth=UNBOUNDED)
     ends = []
-    for end in stream_graph_images(graph, transfers_in, transfers_out, bound, models=models, probe=probe):
+    for end in stream_graph_images(graph, transfers_in, transfers_out, bound, models=models):
         ends.append(end)
+        most = {node: models[node].most for node in fifos}
         if end.repeats is not None:
             return {node: level + 2 for node, level in most.items()}, tuple(ends)
         if end.image >= max_images:

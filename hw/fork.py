@@ -17,7 +17,7 @@ from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .handshake import PortHandshakeModel
+from .handshake import FOREVER, PortHandshakeModel
 from .parameters import check_positive_int
 
 __all__ = ["Fork", "ForkHandshake"]
@@ -98,6 +98,12 @@ class ForkHandshake(PortHandshakeModel):
 
     def readies(self, in_valids, out_readies) -> tuple[bool]:
         return (self._ready(out_readies),)
+
+    def quiet(self, in_valids, out_readies) -> int:
+        return FOREVER  # it moves on handshakes only
+
+    def skip(self, cycles: int, in_valids, out_readies) -> None:
+        pass
 
     def clock(self, in_valids, out_readies) -> None:
         accept = in_valids[0] and self._ready(out_readies)

@@ -29,6 +29,7 @@ class HandshakeModel:
     """One component's stream protocol, stepped a cycle at a time; starts in the component's reset state."""
 
     valid: bool = False  # output valid this cycle; subclasses keep it as a plain attribute or a property
+    RECORDS: tuple[str, ...] = ()  # attributes that record what happened, not state that decides what happens next
 
     def quiet(self, in_valid: bool, out_ready: bool) -> int:
         """Cycles, this one included, through which `valid` and `ready(out_ready)` stay as they are now, given that
@@ -147,6 +148,15 @@ class PortHandshakeModel:
 
     def clock(self, in_valids, out_readies) -> None:
         raise NotImplementedError
+
+    def quiet(self, in_valids, out_readies) -> int:
+        """As HandshakeModel.quiet, for every stream: 1 promises nothing, FOREVER that nothing moves until a
+        handshake."""
+        return 1
+
+    def skip(self, cycles: int, in_valids, out_readies) -> None:
+        for _ in range(cycles):
+            self.clock(in_valids, out_readies)
 
 
 class _OneStreamEach(PortHandshakeModel):
