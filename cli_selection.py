@@ -60,7 +60,9 @@ def cmd_select(args) -> int:
         images = standard_augmentation(dataset.name).preprocess(images)
     context = SelectionContext(model, images, dataset.train_y[chosen])
     spec = parse_budget(args.budget)
-    budget = spec.for_model(model, context.input_shape)
+    hardware = {key: value for key, value in (("board", args.board), ("target_cycles", args.target_cycles))
+                if value is not None}
+    budget = spec.for_model(model, context.input_shape, **hardware)
     params = {key: value for key, value in (("gamma", args.gamma), ("ratio", args.ratio)) if value is not None}
     if params and args.method != "hbn":
         raise ValueError("--gamma and --ratio are parameters of --method hbn")
@@ -110,7 +112,13 @@ def add_selection_commands(commands) -> None:
     select.add_argument("--method", required=True, choices=list(METHODS))
     select.add_argument("--budget", required=True,
                         help="flops:F (fraction of the full-precision FLOPs; 0.3 and 30%% mean the same), or "
-                             "luts:N, dsps:N, cycles:N from the compiler's cost model")
+                             "luts:N, dsps:N, cycles:N, bram:N from the compiler's cost model")
+    select.add_argument("--board", default=None,
+                        help="hardware budgets on a network with convolutions: price it as hbnn compile builds it "
+                             "for this board (default pynq-z2)")
+    select.add_argument("--target-cycles", type=int, default=None,
+                        help="hardware budgets: the compiler's folding target, cycles per image per layer "
+                             "(default hbnn compile's)")
     select.add_argument("--dataset", default=None, help="default: the checkpoint's")
     select.add_argument("--data-root", type=pathlib.Path, default=None)
     select.add_argument("--calibration", type=int, default=256, help="training images to score layers on")

@@ -18,10 +18,9 @@ from ..hw.memory_style import memory_block_ram36
 from ..hw.add_join import AddJoin
 from ..hw.mvau import Mvau
 from ..hw.pool import WindowReduce
-from ..hw.sliding_window import SlidingWindow
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from .check import GraphError
-from .cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE, _memories, _stream_layout
+from .cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE, _memories
 
 __all__ = ["NodeResources", "layer_groups", "node_resources", "check_board", "BoardBudgetError"]
 
@@ -38,14 +37,6 @@ class NodeResources:
     dsps: int
     bram36: float  # estimate
     lane_luts: float  # estimate of the lanes alone
-
-
-def _buffer_memories(component) -> tuple[tuple[int, int, bool], ...]:
-    """(depth, width, writable) of the component's memories, a sliding window's line buffer included."""
-    if isinstance(component, SlidingWindow):
-        depth = component.buffer_rows * component.width * component.channels // component.simd
-        return ((depth, _stream_layout(component, "i_stream").size, True),)
-    return _memories(component)
 
 
 def layer_groups(stages: Sequence) -> list[tuple[str, list]]:
@@ -76,7 +67,7 @@ def _resources(node: str, group: list) -> NodeResources:
             dsps += lanes if component.lane == "multiply" else 0
             luts += lanes * LANE_LUTS[component.lane]
         bram += sum(memory_block_ram36(depth, width, writable=writable)
-                    for depth, width, writable in _buffer_memories(component))
+                    for depth, width, writable in _memories(component))
     return NodeResources(node, int(dsps), bram, luts)
 
 

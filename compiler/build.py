@@ -242,11 +242,12 @@ def compile_checkpoint(checkpoint: str | pathlib.Path, out_dir: str | pathlib.Pa
                        target_cycles: int = DEFAULT_TARGET_CYCLES, fit_check: bool = True) -> tuple[Graph, dict]:
     """`hbnn compile` of a checkpoint."""
     model, _ = load_checkpoint(checkpoint)
-    graph = _compile_for_board(lower_model(model), board, folding, target_cycles, fit_check)
+    graph = compile_for_board(lower_model(model), board, folding, target_cycles, fit_check)
     return graph, write_build(graph, out_dir, board, model.config(), checkpoint, fit_check)
 
 
-def _compile_for_board(graph: Graph, board: Board, folding, target_cycles: int, fit_check: bool) -> Graph:
+def compile_for_board(graph: Graph, board: Board, folding: Mapping[str, Folding] | None, target_cycles: int,
+                      fit_check: bool) -> Graph:
     """The passes with the board's budgets. With fit_check=False a design that does not fit the board is built
     anyway (write_build), and at the folding the DSP and LUT budgets give: the block-RAM budget's slower folding is
     for fitting, and a design that does not fit gains nothing from it but a longer co-simulation."""
@@ -294,7 +295,7 @@ def compile_brevitas(network: str, out_dir: str | pathlib.Path, board: Board,
 def _compile_lowered(model, evaluator, source: str, out_dir, board: Board, folding, target_cycles, fit_check,
                      entries=None, files=None) -> tuple[Graph, dict]:
     lowering = lower_qonnx(model, evaluator)
-    graph = _compile_for_board(lowering.graph, board, folding, target_cycles, fit_check)
+    graph = compile_for_board(lowering.graph, board, folding, target_cycles, fit_check)
     entry = {"source": source, "file": QONNX_MODEL, "input_tensor": lowering.input_tensor,
              "input_scale": lowering.input_scale, "output_tensor": lowering.output_tensor,
              "output_scale": [float(value) for value in lowering.output_scale],

@@ -63,8 +63,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..hw.add_join import AddJoin
+from ..hw.channel_pad import ChannelPad
+from ..hw.fork import Fork
 from ..hw.memory_style import LUT_DEPTH, block_ram36, memory_block_ram36
 from ..hw.mvau import Mvau
+from ..hw.pool import WindowReduce
+from ..hw.sliding_window import SlidingWindow
 from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..hw.width_converter import WidthConverter
@@ -91,7 +96,7 @@ LAST_LAYER_REASON = ("hardware outputs integers times a power of two, so the las
 # LUT model coefficients: bench/calibrate_cost_model.py (Yosys 0.70 via yowasp, synth_xilinx -family xc7 -flatten,
 # logic LUTs), least squares on relative error, non-negative, on the "fit" designs of LUT_CALIBRATION.
 LUT_TERMS = ("xnor_lanes", "add_subtract_lanes", "input_bits", "binary_rom_bits", "rom_bits", "compare_bits",
-             "stream_units")
+             "stream_units", "window_units", "window_bits", "reduce_bits")
 LANE_TERMS = {"xnor_popcount": "xnor_lanes", "add_subtract": "add_subtract_lanes"}  # multiply lanes: none, see above
 LUT_PER_XNOR_LANE = 2.144
 LUT_PER_ADD_SUBTRACT_LANE = 22.112
@@ -100,8 +105,13 @@ LUT_PER_BINARY_ROM_BIT = 0.074
 LUT_PER_ROM_BIT = 0.058
 LUT_PER_COMPARE_BIT = 0.357
 LUT_PER_STREAM_UNIT = 0.844
+# The spatial and residual terms, fitted afterwards with the ones above held (bench/calibrate_conv_cost.py).
+LUT_PER_WINDOW_UNIT = 0.0  # PROVISIONAL: calibration running
+LUT_PER_WINDOW_BIT = 0.0
+LUT_PER_REDUCE_BIT = 0.0
 LUT_COEFFICIENTS = (LUT_PER_XNOR_LANE, LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_INPUT_BIT, LUT_PER_BINARY_ROM_BIT,
-                    LUT_PER_ROM_BIT, LUT_PER_COMPARE_BIT, LUT_PER_STREAM_UNIT)
+                    LUT_PER_ROM_BIT, LUT_PER_COMPARE_BIT, LUT_PER_STREAM_UNIT, LUT_PER_WINDOW_UNIT,
+                    LUT_PER_WINDOW_BIT, LUT_PER_REDUCE_BIT)
 
 # The calibration table: (precisions, widths, target cycles, set, measured logic LUTs, estimate). "fit": fitted on;
 # "held out": never fitted on; "held out, compiled": a trained-like network (hbnn.sim.fuzz.random_stack, seed 0:
@@ -183,6 +193,7 @@ LUT_CALIBRATION = (
     (('int8', 'int8', 'int8'), (64, 64, 32, 10), 128, 'held out, compiled', 969, 967),
 )
 LUT_MAX_ERROR = {"fit": 0.223, "held out": 0.310}  # largest |estimate - measured| / measured in LUT_CALIBRATION
+CONV_LUT_MAX_ERROR = {"fit": 1.0, "held out": 1.0}  # PROVISIONAL
 
 # (name, kind, precision, in_features, out_features), in forward order
 LayerDescription = tuple[str, str, Precision, int, int]
@@ -332,7 +343,16 @@ def _fifo_memories(fifo: StreamFifo) -> tuple[tuple[int, int, bool], ...]:
     return ((fifo.memory_depth, layout.size, True),) if fifo.memory_depth else ()
 
 
+def _window_memories(window: SlidingWindow) -> tuple[tuple[int, int, bool], ...]:
+    """(depth, width, writable) of a sliding window's line buffer."""
+    depth = window.buffer_rows * window.width * window.channels // window.simd
+    return ((depth, _stream_layout(window, "i_stream").size, True),)
+
+
 def _memories(component) -> tuple[tuple[int, int, bool], ...]:
+    """(depth, width, writable) of every memory of a mapped component."""
+    if isinstance(component, SlidingWindow):
+        return _window_memories(component)
     if isinstance(component, Mvau):
         return _mvau_memories(component)
     if isinstance(component, ThresholdUnit):
@@ -342,7 +362,8 @@ def _memories(component) -> tuple[tuple[int, int, bool], ...]:
     return ()
 
 
-def _block_ram(component) -> float:
+def stage_block_ram36(component) -> float:
+    """Estimated BRAM36 of one mapped component's memories (memory_block_ram36 of each)."""
     return sum(memory_block_ram36(depth, width, writable=writable)
                for depth, width, writable in _memories(component))
 
@@ -366,8 +387,14 @@ def stage_lut_terms(component) -> tuple[float, ...]:
         terms["compare_bits"] = component.pe * component.stages * (component.accumulator_bits + 1)
         terms["rom_bits"] = _rom_bits(component)
         terms["stream_units"] = 1
-    elif isinstance(component, (WidthConverter, StreamFifo)):
+    elif isinstance(component, (WidthConverter, StreamFifo, Fork)):
         terms["stream_units"] = 1
+    elif isinstance(component, (SlidingWindow, ChannelPad)):
+        terms["window_units"] = 1  # the position counters
+        terms["window_bits"] = _stream_layout(component, "o_stream").size  # output register and its mux
+    elif isinstance(component, (WindowReduce, AddJoin)):
+        terms["stream_units"] = 1
+        terms["reduce_bits"] = _stream_layout(component, "o_stream").size  # a comparator or adder per bit
     else:
         raise TypeError(f"the cost model has no LUT terms for a {type(component).__name__}")
     return tuple(float(terms[name]) for name in LUT_TERMS)
@@ -407,7 +434,7 @@ def _layer_cost(stages: list[Stage]) -> LayerCost:
     mvau = unit.component
     return LayerCost(name=unit.node, lane=mvau.lane, pe=mvau.pe, simd=mvau.simd, luts=estimate_luts(stages),
                      dsps=mvau.pe * mvau.simd if mvau.lane == "multiply" else 0,
-                     bram36=sum(_block_ram(stage.component) for stage in stages), cycles=mvau.interval)
+                     bram36=sum(stage_block_ram36(stage.component) for stage in stages), cycles=mvau.interval)
 
 
 @functools.lru_cache(maxsize=1024)

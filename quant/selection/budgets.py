@@ -4,9 +4,10 @@ A Budget gives the cost of a whole plan ({layer: Precision}) and a limit; `fits`
 
   flops:F    FLOPs at most F x the all-full-precision network's (MixBin's budget; a binary layer costs its
              BOPs / 64, see hbnn.quant.metrics). "0.3" and "30%" mean flops:0.3.
-  luts:N, dsps:N, cycles:N
-             from the compiler's hardware cost model (hbnn.compiler.cost_model) for the layer types the compiler
-             maps today; a layer it cannot map yet makes such a budget an error naming that layer.
+  luts:N, dsps:N, cycles:N, bram:N
+             from the compiler's hardware cost models (hbnn.quant.selection.hardware_budget): a network of linear
+             layers from its shapes, one with convolutions as the compiler builds it for a board; a layer the
+             compiler cannot map makes such a budget an error naming that layer.
 
 New kinds (energy, when the compiler reports it) join with `register_budget`.
 """
@@ -82,16 +83,24 @@ class BudgetSpec:
     def text(self) -> str:
         return f"{self.kind}:{self.value:g}"
 
-    def for_model(self, model: nn.Module, input_shape: tuple[int, ...]) -> Budget:
-        return BUDGET_KINDS[self.kind](model, input_shape, self.value)
+    def for_model(self, model: nn.Module, input_shape: tuple[int, ...], **hardware: object) -> Budget:
+        """hardware: board= and target_cycles= for the hardware kinds (hardware_budget.HardwareBudget.for_model);
+        an error for the others."""
+        if hardware and self.kind not in HARDWARE_KINDS:
+            raise ValueError(f"{', '.join(sorted(hardware))} applies to hardware budgets "
+                             f"({', '.join(HARDWARE_KINDS)}), not to {self.text}")
+        return BUDGET_KINDS[self.kind](model, input_shape, self.value, **hardware)
 
 
-def _hardware(metric: str) -> Callable[[nn.Module, tuple[int, ...], float], Budget]:
-    def make(model: nn.Module, input_shape: tuple[int, ...], value: float) -> Budget:
+def _hardware(metric: str) -> Callable[..., Budget]:
+    def make(model: nn.Module, input_shape: tuple[int, ...], value: float, **options) -> Budget:
         from .hardware_budget import HardwareBudget  # imports the compiler only when asked for
 
-        return HardwareBudget.for_model(model, input_shape, metric, value)
+        return HardwareBudget.for_model(model, input_shape, metric, value, **options)
     return make
+
+
+HARDWARE_KINDS = ("luts", "dsps", "cycles", "bram")
 
 
 BUDGET_KINDS: dict[str, Callable[[nn.Module, tuple[int, ...], float], Budget]] = {
@@ -99,6 +108,7 @@ BUDGET_KINDS: dict[str, Callable[[nn.Module, tuple[int, ...], float], Budget]] =
     "luts": _hardware("luts"),
     "dsps": _hardware("dsps"),
     "cycles": _hardware("cycles"),
+    "bram": _hardware("bram"),
 }
 
 
@@ -110,7 +120,8 @@ def register_budget(kind: str, factory: Callable[[nn.Module, tuple[int, ...], fl
 
 
 def parse_budget(text: str) -> BudgetSpec:
-    """"flops:0.3", "0.3" or "30%" (FLOPs fraction), "luts:20000", "dsps:0", "cycles:5000" -> BudgetSpec."""
+    """"flops:0.3", "0.3" or "30%" (FLOPs fraction), "luts:20000", "dsps:0", "cycles:5000", "bram:40" ->
+    BudgetSpec."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"a budget is KIND:VALUE (kinds: {', '.join(BUDGET_KINDS)}), not {text!r}")
     kind, _, value = text.strip().rpartition(":")

@@ -21,7 +21,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..precision import BINARY, Precision
 
-__all__ = ["SelectionContext", "batch_statistics", "transfer_weights"]
+__all__ = ["SelectionContext", "batch_statistics", "model_at", "transfer_weights"]
 
 
 def transfer_weights(source: nn.Module, target: nn.Module) -> list[str]:
@@ -29,10 +29,26 @@ def transfer_weights(source: nn.Module, target: nn.Module) -> list[str]:
     left as they were (e.g. ABC-Net activation shifts, which a full-precision layer does not have)."""
     source_state = source.state_dict()
     target_state = target.state_dict()
-    copied = {key: value for key, value in source_state.items()
-              if key in target_state and target_state[key].shape == value.shape}
-    target.load_state_dict(copied, strict=False)
-    return [key for key in target_state if key not in copied]
+    # A Brevitas activation quantizer's collected scale (…scaling_impl.value) is not in a fresh network's
+    # state_dict until its first training step, but loads into it: offer every entry whose shape does not clash,
+    # and let load_state_dict say which it took.
+    offered = {key: value for key, value in source_state.items()
+               if key not in target_state or target_state[key].shape == value.shape}
+    unexpected = set(target.load_state_dict(offered, strict=False).unexpected_keys)
+    loaded = set(offered) - unexpected
+    return [key for key in target.state_dict() if key not in loaded]
+
+
+def model_at(model: nn.Module, layers: Mapping[str, Precision]) -> nn.Module:
+    """The zoo network `model` rebuilt at `layers` ({name: Precision}, every layer) with its weights copied in."""
+    from ..models import build_model
+
+    config = model.config()
+    overrides = {name: precision.name for name, precision in layers.items()}
+    config["options"] = {**config["options"], "layer_precisions": overrides}
+    rebuilt = build_model(**{**config, "precision": "fp"})
+    transfer_weights(model, rebuilt)
+    return rebuilt.eval()
 
 
 @contextlib.contextmanager
@@ -109,14 +125,7 @@ class SelectionContext:
 
     def model_with(self, layers: Mapping[str, Precision]) -> nn.Module:
         """The network rebuilt at `layers` ({name: Precision}, every layer) with the trained weights copied in."""
-        from ..models import build_model
-
-        config = self.model.config()
-        overrides = {name: precision.name for name, precision in layers.items()}
-        config["options"] = {**config["options"], "layer_precisions": overrides}
-        model = build_model(**{**config, "precision": "fp"})
-        transfer_weights(self.model, model)
-        return model.eval()
+        return model_at(self.model, layers)
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self.images), self.batch_size):

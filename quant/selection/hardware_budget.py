@@ -1,33 +1,44 @@
-"""Hardware budgets (luts:N, dsps:N, cycles:N): a plan's cost from the compiler's cost model.
+"""Hardware budgets (luts:N, dsps:N, cycles:N, bram:N): a plan's cost from the compiler's cost models.
 
-`HardwareBudget.for_model` records each conv/linear layer's kind and shape once; `cost(plan)` then asks
-hbnn.compiler.cost_model, which builds and maps the network the compiler would build for that plan (dummy weights,
-the compiler's folding), for:
+A network of linear layers: `HardwareBudget.for_model` records each layer's kind and shape once; `cost(plan)` then
+asks hbnn.compiler.cost_model, which builds and maps the network the compiler would build for that plan (dummy
+weights, the compiler's folding at target_cycles), for:
 - cycles: the latency of one image; exact where every layer after the first takes signs, otherwise an upper bound
   by about a cycle per layer that feeds an int8 layer;
 - DSPs: exact, PE x SIMD per int8 layer;
 - LUTs: an estimate of Yosys' logic LUTs (the cost model states its measured error, LUT_MAX_ERROR).
-The compiler maps linear layers at binary, binary+alpha, weight-binary(+alpha) and int8 precision. A conv layer
-makes `for_model` fail, and a layer the plan puts at a precision the compiler cannot map (ternary, ABC-Net, float,
-or +alpha on the last layer) makes `cost` fail, each with an UnsupportedLayerError naming the layer. That is the
-honest answer: a budget that priced unmapped layers at 0 would accept any plan.
+- bram: an estimate of the block RAM (BRAM36).
+
+A network with convolutions (and pools, residual adds): `cost(plan)` rebuilds the trained network at the plan's
+precisions with its weights (hbnn.quant.selection.context.model_at) and prices what `hbnn compile --board B
+--target-cycles T` builds from it (hbnn.compiler.model_cost): the same quantities, the cycles exact (its own
+thresholds), the LUTs from the same model with the spatial terms calibrated on conv and residual designs
+(cost_model.CONV_LUT_MAX_ERROR). Each plan is priced once (cached).
+
+A layer the plan puts at a precision the compiler cannot map (ternary, ABC-Net, float, or +alpha on the last layer)
+makes `cost` fail with an UnsupportedLayerError naming the layer. That is the honest answer: a budget that priced
+unmapped layers at 0 would accept any plan.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from ...compiler.cost_model import LUT_MAX_ERROR, HardwareCost, check_mappable, network_cost
+from ...boards import get_board
+from ...compiler.cost_model import CONV_LUT_MAX_ERROR, LUT_MAX_ERROR, HardwareCost, check_mappable, network_cost
 from ...compiler.passes.set_folding import DEFAULT_TARGET_CYCLES
 from ..precision import Precision
+from .context import model_at
 
 __all__ = ["HARDWARE_METRICS", "HardwareBudget", "LayerShape"]
 
-HARDWARE_METRICS = {"luts": "LUTs", "dsps": "DSPs", "cycles": "cycles"}  # metric -> unit
+HARDWARE_METRICS = {"luts": "LUTs", "dsps": "DSPs", "cycles": "cycles", "bram": "BRAM36"}  # metric -> unit
+COST_FIELDS = {"luts": "luts", "dsps": "dsps", "cycles": "cycles", "bram": "bram36"}  # metric -> HardwareCost field
+DEFAULT_BOARD = "pynq-z2"  # the board a conv network is priced for unless one is given (as hbnn compile's)
 
 
 @dataclass(frozen=True)
@@ -62,13 +73,16 @@ def _layer_names(model: nn.Module) -> list[str]:
 
 @dataclass(frozen=True)
 class HardwareBudget:
-    """At most `limit` of `kind` (LUTs, DSPs or cycles) for the network the compiler builds from a plan."""
+    """At most `limit` of `kind` (LUTs, DSPs, cycles or BRAM36) for the network the compiler builds from a plan."""
 
-    kind: str  # "luts" | "dsps" | "cycles"
+    kind: str  # "luts" | "dsps" | "cycles" | "bram"
     limit: float
     unit: str
     layers: tuple[LayerShape, ...]  # forward order
     target_cycles: int = DEFAULT_TARGET_CYCLES  # the compiler's folding target
+    model: nn.Module | None = None  # a network with convolutions: priced as itself (model_cost), for `board`
+    board: str = DEFAULT_BOARD
+    _priced: dict = field(default_factory=dict, compare=False, repr=False)  # plan -> HardwareCost
 
     def __post_init__(self) -> None:
         if self.kind not in HARDWARE_METRICS:
@@ -85,36 +99,60 @@ class HardwareBudget:
 
     @classmethod
     def for_model(cls, model: nn.Module, input_shape: tuple[int, ...], metric: str, value: float,
-                  target_cycles: int = DEFAULT_TARGET_CYCLES) -> HardwareBudget:
+                  target_cycles: int = DEFAULT_TARGET_CYCLES, board: str | None = None) -> HardwareBudget:
         """The budget `metric:value` for `model`. input_shape is part of every budget factory's signature; the
-        mapped layers (linear) do not depend on it. Raises UnsupportedLayerError at the first layer whose kind
-        the compiler cannot map (any conv layer today); precisions are checked per plan, by `cost`."""
+        priced network does not depend on it beyond the model's own. A network of linear layers is priced from
+        its layers' shapes at target_cycles (`board` must not be given: that cost model has no board); one with
+        convolutions as itself, compiled for `board` (default DEFAULT_BOARD) at target_cycles. Precisions are
+        checked per plan, by `cost`."""
         if metric not in HARDWARE_METRICS:
             raise ValueError(f"hardware budget kind must be one of {', '.join(HARDWARE_METRICS)}, not {metric!r}")
         layers = tuple(_shape(name, model.get_submodule(name)) for name in _layer_names(model))
-        for layer in layers:
-            check_mappable(layer.name, layer.kind)
+        spatial = any(layer.kind == "conv" for layer in layers)
+        if not spatial:
+            if board is not None:
+                raise ValueError(f"a network of linear layers is priced without a board (cost_model.network_cost "
+                                 f"folds for target_cycles alone); drop the board {board!r}")
+            for layer in layers:
+                check_mappable(layer.name, layer.kind)
+        if spatial and not callable(getattr(model, "config", None)):
+            raise ValueError(f"a network with convolutions is priced by rebuilding it at each plan's precisions: "
+                             f"a zoo model is needed, not a {type(model).__name__}")
+        board = board or DEFAULT_BOARD
+        get_board(board)  # an unknown board is an error now, not at the first plan
         return cls(kind=metric, limit=value, unit=HARDWARE_METRICS[metric], layers=layers,
-                   target_cycles=target_cycles)
+                   target_cycles=target_cycles, model=model if spatial else None, board=board)
 
     def hardware_cost(self, layers: Mapping[str, Precision]) -> HardwareCost:
-        """The cost model's whole answer (LUTs, DSPs, cycles) for the plan `layers` ({name: Precision})."""
+        """The cost model's whole answer (LUTs, DSPs, cycles, BRAM36) for the plan `layers` ({name: Precision})."""
         missing = [layer.name for layer in self.layers if layer.name not in layers]
         if missing:
             raise ValueError(f"{self.kind} budget: the plan gives no precision for layer {missing[0]!r}")
-        return network_cost([(layer.name, layer.kind, layers[layer.name], layer.in_features, layer.out_features)
-                             for layer in self.layers], self.target_cycles)
+        if self.model is None:
+            return network_cost([(layer.name, layer.kind, layers[layer.name], layer.in_features,
+                                  layer.out_features) for layer in self.layers], self.target_cycles)
+        key = tuple((layer.name, layers[layer.name].name) for layer in self.layers)
+        if key not in self._priced:
+            from ...compiler.model_cost import model_cost  # the whole compiler: only when a conv net is priced
+
+            plan = {layer.name: layers[layer.name] for layer in self.layers}
+            self._priced[key] = model_cost(model_at(self.model, plan), get_board(self.board), self.target_cycles)
+        return self._priced[key]
 
     def cost(self, layers: Mapping[str, Precision]) -> float:
-        return float(getattr(self.hardware_cost(layers), self.kind))
+        return float(getattr(self.hardware_cost(layers), COST_FIELDS[self.kind]))
 
     def describe(self) -> str:
+        error = max((CONV_LUT_MAX_ERROR if self.model is not None else LUT_MAX_ERROR).values())
         meaning = {
-            "luts": f"logic LUTs as the compiler's cost model estimates them, measured within "
-                    f"{max(LUT_MAX_ERROR.values()):.0%}",
+            "luts": f"logic LUTs as the compiler's cost model estimates them, measured within {error:.0%}",
             "dsps": "DSP slices, one per int8 multiplier",
-            "cycles": "cycles of latency per image, an upper bound where a layer feeds an int8 layer",
+            "cycles": ("cycles of latency per image" if self.model is not None else
+                       "cycles of latency per image, an upper bound where a layer feeds an int8 layer"),
+            "bram": "BRAM36 of block RAM, estimated",
         }[self.kind]
         count = len(self.layers)
+        where = (f"compiled for {self.board} at a target of {self.target_cycles} cycles per layer"
+                 if self.model is not None else f"folded for {self.target_cycles} cycles per layer")
         return (f"{self.kind}:{self.limit:g} (at most {self.limit:,.0f} {meaning}; {count} "
-                f"layer{'' if count == 1 else 's'} folded for {self.target_cycles} cycles per layer)")
+                f"layer{'' if count == 1 else 's'} {where})")

@@ -31,6 +31,21 @@ def test_model_with_copies_the_trained_weights(context):
         assert torch.equal(same.eval()(context.images), context.model.eval()(context.images))
 
 
+def test_model_with_copies_the_collected_activation_scales():
+    # An int8 activation quantizer's scale enters the state_dict at its first training step; a rebuilt network has
+    # none yet and must take the trained one, or it quantizes with another scale.
+    torch.manual_seed(0)
+    model = build_model("resnet14", precision="fp", in_channels=1, num_classes=10, image_size=8, shortcuts="all")
+    model.train()
+    model(3 * torch.rand(16, 1, 8, 8))
+    model.eval()
+    context = SelectionContext(model, torch.rand(4, 1, 8, 8), torch.randint(0, 10, (4,)))
+    rebuilt = context.model_with(context.full_precision)
+    assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(context.images), model(context.images))
+
+
 def test_loss_uses_batch_statistics_and_leaves_the_model_as_it_was(context):
     before = {key: value.clone() for key, value in context.model.state_dict().items()}
     loss = context.loss()

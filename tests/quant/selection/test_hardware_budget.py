@@ -22,16 +22,31 @@ def cresnet20():
     return build_model("cresnet20", precision="fp", in_channels=1, num_classes=10, image_size=8)
 
 
-def test_a_conv_network_is_an_error_naming_its_first_conv():
-    with pytest.raises(UnsupportedLayerError, match=r"layer 'stem\.conv': convolutions are not mapped to hardware yet"):
-        HardwareBudget.for_model(cresnet20(), (1, 8, 8), "luts", 5000)
+def test_a_conv_network_is_priced_as_itself_for_a_board():
+    model = cresnet20()
+    budget = HardwareBudget.for_model(model, (1, 8, 8), "bram", 40)
+    assert budget.model is model and budget.board == "pynq-z2" and budget.unit == "BRAM36"
+    assert "compiled for pynq-z2" in budget.describe()
+    plan = {name: INT8 for name in model.binarizable_layers()}
+    cost = budget.hardware_cost(plan)
+    assert budget.hardware_cost(dict(plan)) is cost  # each plan priced once
+    assert budget.cost(plan) == cost.bram36 > 0
+    with pytest.raises(UnsupportedLayerError, match=r"'stage1\.0\.conv1'"):
+        budget.cost(plan | {"stage1.0.conv1": TERNARY})
 
 
-@pytest.mark.parametrize("text", ["luts:5000", "dsps:0", "cycles:300"])
-def test_parse_budget_reaches_the_cost_model(text):
-    with pytest.raises(UnsupportedLayerError, match=r"'stem\.conv'") as info:
-        parse_budget(text).for_model(cresnet20(), (1, 8, 8))
-    assert info.value.path == "stem.conv"
+@pytest.mark.parametrize("text", ["luts:5000", "dsps:0", "cycles:300", "bram:10"])
+def test_parse_budget_reaches_the_board_and_target(text):
+    budget = parse_budget(text).for_model(cresnet20(), (1, 8, 8), board="kv260", target_cycles=64)
+    assert (budget.board, budget.target_cycles) == ("kv260", 64)
+    with pytest.raises(ValueError, match="applies to hardware budgets"):
+        parse_budget("flops:0.5").for_model(cresnet20(), (1, 8, 8), board="kv260")
+
+
+def test_a_linear_network_has_no_board():
+    model = build_model("mlp", precision="fp", in_channels=1, num_classes=10, image_size=8)
+    with pytest.raises(ValueError, match="priced without a board"):
+        HardwareBudget.for_model(model, (1, 8, 8), "luts", 5000, board="pynq-z2")
 
 
 @pytest.mark.parametrize("plan", [ALL_BINARY, HYBRID], ids=["binary", "hybrid"])
