@@ -51,9 +51,22 @@ with many int8 lanes on shallow weight ROMs. Networks of three or more layers, i
 from trained-like models, are within 18%, pairs of layers within 22%. Read it as about +-20% for a network, and as a
 way to compare plans rather than a promise of fit.
 
-Every other layer raises UnsupportedLayerError naming the layer and why: conv, ternary, ABC-Net and float layers
-(the compiler has no hardware for them) and a scaled (+alpha) last layer (the hardware outputs integers). A cost
-model that priced them at 0 would be wrong silently.
+Sliding windows, channel pads, pools, forks and residual adds (priced through hbnn.compiler.model_cost, which maps
+the network itself) add three terms, fitted afterwards with the dense ones held (bench/calibrate_conv_cost.py):
+
+  + LUT_PER_WINDOW_UNIT                  per sliding window and channel pad: its position counters
+  + LUT_PER_WINDOW_BIT * bits            their output register and its read mux
+  + LUT_PER_REDUCE_BIT * bits            pools' and adds' comparators and adders, per output bit
+
+The fit gives the per-bit terms 0 on the 6 designs it saw (a window's mux and a pool's adders are small beside the
+threshold units and lanes of the same designs, and Yosys shares them with those); a window costs about 58 LUTs.
+Measured error (CONV_LUT_CALIBRATION): at most 28% on the 6 calibration designs, 37% on the 6 held out (RMS 12%
+and 22%), on small designs (112 to 9,152 LUTs): read it as +-35% for a conv network.
+
+`network_cost` prices a chain of dense layers from its description; a conv layer there raises
+UnsupportedLayerError naming it (price the model with hbnn.compiler.model_cost instead), as do ternary, ABC-Net and
+float layers (the compiler has no hardware for them) and a scaled (+alpha) last layer (the hardware outputs
+integers). A cost model that priced them at 0 would be wrong silently.
 """
 from __future__ import annotations
 
@@ -83,7 +96,8 @@ from .passes.set_folding import DEFAULT_TARGET_CYCLES, set_folding
 __all__ = [
     "HardwareCost", "LayerCost", "LayerDescription", "LUT_TERMS", "LUT_COEFFICIENTS", "LUT_CALIBRATION",
     "LUT_MAX_ERROR", "LAST_LAYER_REASON", "SIGN_THRESHOLDS", "INT8_THRESHOLDS", "check_mappable", "network_cost",
-    "dummy_graph", "lut_terms", "stage_lut_terms", "estimate_luts", "block_ram36",
+    "dummy_graph", "lut_terms", "stage_lut_terms", "estimate_luts", "block_ram36", "stage_block_ram36",
+    "CONV_LUT_CALIBRATION", "CONV_LUT_MAX_ERROR",
 ]
 
 KINDS = ("linear", "conv")
@@ -106,7 +120,7 @@ LUT_PER_ROM_BIT = 0.058
 LUT_PER_COMPARE_BIT = 0.357
 LUT_PER_STREAM_UNIT = 0.844
 # The spatial and residual terms, fitted afterwards with the ones above held (bench/calibrate_conv_cost.py).
-LUT_PER_WINDOW_UNIT = 0.0  # PROVISIONAL: calibration running
+LUT_PER_WINDOW_UNIT = 58.234
 LUT_PER_WINDOW_BIT = 0.0
 LUT_PER_REDUCE_BIT = 0.0
 LUT_COEFFICIENTS = (LUT_PER_XNOR_LANE, LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_INPUT_BIT, LUT_PER_BINARY_ROM_BIT,
@@ -193,7 +207,24 @@ LUT_CALIBRATION = (
     (('int8', 'int8', 'int8'), (64, 64, 32, 10), 128, 'held out, compiled', 969, 967),
 )
 LUT_MAX_ERROR = {"fit": 0.223, "held out": 0.310}  # largest |estimate - measured| / measured in LUT_CALIBRATION
-CONV_LUT_MAX_ERROR = {"fit": 1.0, "held out": 1.0}  # PROVISIONAL
+# The spatial terms' calibration (bench/calibrate_conv_cost.py --designs 12, 2026-12-03): drawn conv and residual
+# networks (hbnn.sim.conv_fuzz / residual_fuzz draws, up to 16 channels) compiled by the compiler and synthesized;
+# (design, kind, set, measured logic LUTs, estimate). Even designs fitted on, odd held out.
+CONV_LUT_CALIBRATION = (
+    (0, "conv", "fit", 1659, 1723),
+    (1, "conv", "held out", 1040, 700),
+    (2, "residual", "fit", 5119, 4721),
+    (3, "residual", "held out", 6898, 6841),
+    (4, "conv", "fit", 1832, 2337),
+    (5, "conv", "held out", 112, 153),
+    (6, "residual", "fit", 5948, 5950),
+    (7, "residual", "held out", 9152, 8331),
+    (8, "conv", "fit", 741, 714),
+    (9, "conv", "held out", 442, 365),
+    (10, "residual", "fit", 3259, 3315),
+    (11, "residual", "held out", 1687, 1438),
+)
+CONV_LUT_MAX_ERROR = {"fit": 0.276, "held out": 0.366}  # largest |estimate - measured| / measured above
 
 # (name, kind, precision, in_features, out_features), in forward order
 LayerDescription = tuple[str, str, Precision, int, int]
@@ -245,8 +276,8 @@ def check_mappable(name: str, kind: str, precision: Precision | None = None, *, 
     if kind not in KINDS:
         raise ValueError(f"layer {name!r}: kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
     if kind == "conv":
-        raise UnsupportedLayerError.described(name, "convolutions are not mapped to hardware yet; the compiler maps "
-                                                    "linear layers")
+        raise UnsupportedLayerError.described(name, "a chain's description cannot price a convolution; price the "
+                                                    "network itself (hbnn.compiler.model_cost)")
     if precision is not None:
         reason = _precision_reason(precision, last)
         if reason is not None:

@@ -219,7 +219,7 @@ def test_a_scaled_last_layer_is_refused_as_the_compiler_refuses_it(precision):
 @pytest.mark.parametrize("precision", [BINARY, INT8])
 def test_conv_layers_are_errors_naming_the_layer(precision):
     with pytest.raises(UnsupportedLayerError,
-                       match=r"layer 'stage1\.0\.conv1': convolutions are not mapped to hardware yet"):
+                       match=r"layer 'stage1\.0\.conv1': a chain's description cannot price a convolution"):
         network_cost([("stage1.0.conv1", "conv", precision, 144, 16)])
 
 
@@ -246,3 +246,32 @@ def test_network_cost_is_deterministic():
     assert network_cost(plan, 4) == network_cost(list(plan), 4)
     assert np.array_equal(dummy_graph(plan).nodes[0].weights, dummy_graph(plan).nodes[0].weights)
     assert all(isinstance(node, (Dense, MultiThreshold)) for node in dummy_graph(plan).nodes)
+
+
+def test_spatial_coefficients_reproduce_the_conv_calibration_table():
+    import importlib.util
+    import pathlib
+    import warnings
+
+    from hbnn.compiler.cost_model import CONV_LUT_CALIBRATION, CONV_LUT_MAX_ERROR
+
+    path = pathlib.Path(__file__).parents[2] / "bench" / "calibrate_conv_cost.py"
+    spec = importlib.util.spec_from_file_location("calibrate_conv_cost", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    errors = {"fit": 0.0, "held out": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for index, kind, group, measured, estimate in CONV_LUT_CALIBRATION:
+            label, graph = bench.design(index)
+            assert label.split()[1] == kind and group == ("fit" if index % 2 == 0 else "held out")
+            stages = bench.stages_of(graph, elaborated=False).stages
+            assert cost_model_estimate(stages) == estimate, label
+            errors[group] = max(errors[group], abs(estimate - measured) / measured)
+    assert {key: round(value, 3) for key, value in errors.items()} == CONV_LUT_MAX_ERROR
+
+
+def cost_model_estimate(stages):
+    from hbnn.compiler.cost_model import estimate_luts
+
+    return estimate_luts(stages)
