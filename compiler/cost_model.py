@@ -61,7 +61,10 @@ the network itself) add three terms, fitted afterwards with the dense ones held 
 The fit gives the per-bit terms 0 on the 6 designs it saw (a window's mux and a pool's adders are small beside the
 threshold units and lanes of the same designs, and Yosys shares them with those); a window costs about 58 LUTs.
 Measured error (CONV_LUT_CALIBRATION): at most 28% on the 6 calibration designs, 37% on the 6 held out (RMS 12%
-and 22%), on small designs (112 to 9,152 LUTs): read it as +-35% for a conv network.
+and 22%), on small designs (112 to 9,152 LUTs). On the whole trained networks of docs/hardware.md (model_cost against Yosys,
+2026-12-03): ResNet-14 binary with all shortcuts 67,283 estimated for 54,978 (+22%), BlinkNet binary 80,466 for
+67,489 (+19%), CNV at BNN-PYNQ's folding 10,287 for 10,330 (-0.4%); block RAM equal on the first two (124.5,
+156.5), 88.5 for 72 on CNV. Read it as +-35% for a conv network, and as a way to compare plans.
 
 `network_cost` prices a chain of dense layers from its description; a conv layer there raises
 UnsupportedLayerError naming it (price the model with hbnn.compiler.model_cost instead), as do ternary, ABC-Net and

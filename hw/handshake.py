@@ -219,8 +219,8 @@ def _compiled_lazy_run(models: Sequence[HandshakeModel]) -> Callable[[int, int, 
     """A schedule loop for these models with the source always offering and the sink always ready, written out
     with every model's bookkeeping in locals. A model without a handshake on either side whose quiet span is longer
     than this cycle sleeps: its clock edges are deferred (one `skip` when it wakes) and its ready is remembered, until
-    its input valid or output ready changes or the span ends. Stalled stages and stages counting folds cost a few
-    comparisons a cycle instead of two calls. Returns (input cycles, output cycles, cycles stepped)."""
+    its input valid or output ready changes or the span ends; its valid is not read again meanwhile. Stalled stages
+    and stages counting folds cost a few comparisons a cycle instead of two calls. Returns (input cycles, output cycles, cycles stepped)."""
     count = len(models)
     names = {f"m{i}": model for i, model in enumerate(models)}
     for kind in ("ready", "clock", "quiet", "skip"):
@@ -236,7 +236,8 @@ def _compiled_lazy_run(models: Sequence[HandshakeModel]) -> Callable[[int, int, 
         body.append(f"    s{i} = w{i} = 0")
     body += ["    while cycle < cycles:",
              "        in_valid = left > 0"]
-    body += [f"        v{i} = m{i}.valid" for i in range(count)]
+    for i in range(count):  # a sleeping model's valid stands still: not read again
+        body += [f"        if not a{i}:", f"            v{i} = m{i}.valid"]
     body.append(f"        r{count} = True")
     for i in range(count - 1, -1, -1):
         body += [f"        if a{i}:",
