@@ -11,13 +11,19 @@ def _parse_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _parse_fractions(text: str) -> list[float]:
+def _parse_budgets(text: str) -> tuple[str, list[float]]:
+    """(kind, values) of "0.1,0.2,30%" (FLOPs fractions) or "luts:20000,luts:40000" (one kind throughout)."""
     from .quant.selection.budgets import parse_budget
 
     try:
-        return [parse_budget(part).value for part in _parse_list(text)]
+        specs = [parse_budget(part) for part in _parse_list(text)]
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--budgets takes FLOPs fractions like 0.1,0.2,30%: {error}") from None
+        raise argparse.ArgumentTypeError(f"--budgets takes FLOPs fractions like 0.1,0.2,30% or one hardware kind "
+                                         f"like luts:20000,luts:40000: {error}") from None
+    kinds = sorted({spec.kind for spec in specs})
+    if len(kinds) != 1:
+        raise argparse.ArgumentTypeError(f"--budgets mixes budget kinds ({', '.join(kinds)}): a sweep plots one kind")
+    return kinds[0], [spec.value for spec in specs]
 
 
 def cmd_plan_show(args) -> int:
@@ -82,13 +88,15 @@ def cmd_select(args) -> int:
 def cmd_sweep(args) -> int:
     from .quant.selection.sweep import SweepSpec, run_sweep
 
+    kind, values = args.budgets
     spec = SweepSpec(model=args.model, dataset=args.dataset, data_root=str(args.data_root) if args.data_root else None,
-                     methods=tuple(args.methods), budgets=tuple(args.budgets), full_precision=args.full_precision,
+                     methods=tuple(args.methods), budgets=tuple(values), budget_kind=kind, board=args.board,
+                     target_cycles=args.target_cycles, synthesize=args.synthesize, full_precision=args.full_precision,
                      pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
                      train_subset=args.train_subset, test_subset=args.test_subset, calibration=args.calibration, lr=args.lr,
                      finetune_lr=args.finetune_lr, seed=args.seed)
     points = len(spec.methods) * len(spec.budgets)
-    print(f"sweep: {len(spec.methods)} methods x {len(spec.budgets)} FLOPs budgets = {points} points on {spec.model} / "
+    print(f"sweep: {len(spec.methods)} methods x {len(spec.budgets)} {kind} budgets = {points} points on {spec.model} / "
           f"{spec.dataset}, {args.jobs} at a time; results in {args.out}", flush=True)
     run_sweep(spec, args.out, jobs=args.jobs, threads=args.threads, progress=not args.quiet)
     print((pathlib.Path(args.out) / "results.md").read_text())
@@ -130,15 +138,22 @@ def add_selection_commands(commands) -> None:
     select.set_defaults(run=cmd_select)
 
     defaults = SweepSpec()
-    sweep = commands.add_parser("sweep", help="methods x FLOPs budgets, each plan fine-tuned; CSV and plot")
+    sweep = commands.add_parser("sweep", help="methods x budgets, each plan fine-tuned; CSV and plot")
     sweep.add_argument("--model", default=defaults.model, choices=list(MODELS))
     sweep.add_argument("--dataset", default=defaults.dataset)
     sweep.add_argument("--data-root", type=pathlib.Path, default=None)
     sweep.add_argument("--methods", type=_parse_list, default=list(defaults.methods),
                        help=f"comma-separated, from {', '.join([*METHODS, PRUNING_METHOD])} "
                             f"(default: {','.join(defaults.methods)})")
-    sweep.add_argument("--budgets", type=_parse_fractions, default=list(defaults.budgets),
-                       help="FLOPs fractions, comma-separated (default: 0.1,...,0.6)")
+    sweep.add_argument("--budgets", type=_parse_budgets, default=(defaults.budget_kind, list(defaults.budgets)),
+                       help="FLOPs fractions, comma-separated (default: 0.1,...,0.6), or budgets of one hardware "
+                            "kind: luts:20000,luts:40000 (also dsps:, cycles:, bram:)")
+    sweep.add_argument("--board", default=None,
+                       help="hardware budgets on a conv network: price plans as compiled for this board "
+                            "(default pynq-z2)")
+    sweep.add_argument("--target-cycles", type=int, default=None, help="hardware budgets: the folding target")
+    sweep.add_argument("--synthesize", action="store_true",
+                       help="hardware budgets: synthesize each fine-tuned plan with Yosys, beside its estimate")
     sweep.add_argument("--full-precision", default="int8", choices=["int8", "float"])
     sweep.add_argument("--pretrain-epochs", type=int, default=defaults.pretrain_epochs)
     sweep.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs)

@@ -25,11 +25,12 @@ from .budget import layer_groups
 from .build import compile_for_board
 from .cost_model import HardwareCost, LayerCost, estimate_luts, stage_block_ram36
 from .cycles import estimate_cycles
+from .ir import Graph
 from .lower import lower_model
 from .map_to_hardware import MappedDesign, map_design
 from .passes.set_folding import DEFAULT_TARGET_CYCLES
 
-__all__ = ["design_cost", "model_cost"]
+__all__ = ["compiled_for", "design_cost", "model_cost"]
 
 
 def _layer_cost(name: str, group: Sequence) -> LayerCost:
@@ -64,9 +65,13 @@ def design_cost(design: MappedDesign) -> HardwareCost:
                         layers=layers)
 
 
-def model_cost(model: nn.Module, board: Board, target_cycles: int = DEFAULT_TARGET_CYCLES) -> HardwareCost:
-    """The cost of what `hbnn compile --board board --target-cycles target_cycles --no-fit-check` builds from
-    `model` (a design over the board is priced, not refused: a budget decides). Raises the compiler's
+def compiled_for(model: nn.Module, board: Board, target_cycles: int = DEFAULT_TARGET_CYCLES) -> Graph:
+    """What `hbnn compile --board board --target-cycles target_cycles --no-fit-check` builds from `model`, before
+    mapping (a design over the board is built, not refused: a budget decides). Raises the compiler's
     UnsupportedLayerError naming the first layer it cannot map."""
-    graph = compile_for_board(lower_model(model.eval()), board, None, target_cycles, fit_check=False)
-    return design_cost(map_design(graph))
+    return compile_for_board(lower_model(model.eval()), board, None, target_cycles, fit_check=False)
+
+
+def model_cost(model: nn.Module, board: Board, target_cycles: int = DEFAULT_TARGET_CYCLES) -> HardwareCost:
+    """The cost of what compiled_for(model, board, target_cycles) maps to."""
+    return design_cost(map_design(compiled_for(model, board, target_cycles)))

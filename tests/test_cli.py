@@ -137,3 +137,9 @@ def test_select_on_the_mlp_and_train_its_plan(tmp_path, capsys):
     assert main(["select", str(hybrid), "--method", "hbn", "--budget", "flops:0.9", "--out",
                  str(tmp_path / "again.json")]) == 2
     assert "selection starts from a network trained at full precision" in capsys.readouterr().err
+
+
+def test_sweep_budgets_are_of_one_kind(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--budgets", "luts:1000,dsps:2"])
+    assert "mixes budget kinds (dsps, luts)" in capsys.readouterr().err

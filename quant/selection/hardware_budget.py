@@ -142,6 +142,17 @@ class HardwareBudget:
     def cost(self, layers: Mapping[str, Precision]) -> float:
         return float(getattr(self.hardware_cost(layers), COST_FIELDS[self.kind]))
 
+    def compiled(self, model: nn.Module):
+        """The compiler's graph, before mapping, of the design this budget prices, built from `model` (a network at
+        some plan, e.g. fine-tuned): for synthesizing what was priced."""
+        from ...compiler.lower import lower_model
+        from ...compiler.model_cost import compiled_for
+        from ...compiler.pipeline import compile_graph
+
+        if self.model is None:
+            return compile_graph(lower_model(model.eval()), None, self.target_cycles)
+        return compiled_for(model, get_board(self.board), self.target_cycles)
+
     def describe(self) -> str:
         error = max((CONV_LUT_MAX_ERROR if self.model is not None else LUT_MAX_ERROR).values())
         meaning = {

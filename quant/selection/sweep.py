@@ -35,7 +35,11 @@ class SweepSpec:
     dataset: str = "fashion-mnist"
     data_root: str | None = None
     methods: tuple[str, ...] = ("mixbin-grad", "mixbin-loss", "random", "front", "rear")
-    budgets: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # FLOPs fractions of the full-precision network
+    budgets: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # values of budget_kind: FLOPs fractions by default
+    budget_kind: str = "flops"  # or a hardware kind: luts, dsps, cycles, bram (hbnn.quant.selection.budgets)
+    board: str | None = None  # hardware budgets on a conv network: priced as compiled for this board
+    target_cycles: int | None = None  # hardware budgets: the compiler's folding target
+    synthesize: bool = False  # hardware budgets: synthesize each fine-tuned plan with Yosys beside its estimate
     full_precision: str = "int8"
     options: dict[str, Any] = field(default_factory=dict)
     pretrain_epochs: int = 5  # ignored when a base checkpoint is given
@@ -54,16 +58,38 @@ class SweepSpec:
         unknown = [method for method in self.methods if method not in METHODS and method != PRUNING_METHOD]
         if unknown:
             raise ValueError(f"unknown method {unknown[0]!r}; methods: {', '.join([*METHODS, PRUNING_METHOD])}")
+        from .budgets import BUDGET_KINDS, HARDWARE_KINDS
+
         if not self.methods or not self.budgets:
             raise ValueError("a sweep needs at least one method and one budget")
+        if self.budget_kind not in BUDGET_KINDS:
+            raise ValueError(f"unknown budget kind {self.budget_kind!r}; kinds: {', '.join(BUDGET_KINDS)}")
+        hardware = self.budget_kind in HARDWARE_KINDS
         for budget in self.budgets:
-            if not 0 < budget <= 1:
+            if not hardware and not 0 < budget <= 1:
                 raise ValueError(f"budget {budget!r}: a FLOPs budget is a fraction in (0, 1]")
+            if hardware and not 0 <= budget < float("inf"):
+                raise ValueError(f"budget {budget!r}: a {self.budget_kind} budget is a finite number >= 0")
+        if not hardware and (self.board, self.target_cycles, self.synthesize) != (None, None, False):
+            raise ValueError(f"board, target_cycles and synthesize apply to hardware budgets "
+                             f"({', '.join(HARDWARE_KINDS)}), not to {self.budget_kind}")
+        if hardware and PRUNING_METHOD in self.methods:
+            raise ValueError(f"{PRUNING_METHOD} prunes to a FLOPs budget; it has no {self.budget_kind} budget")
         if PRUNING_METHOD in self.methods and self.finetune_epochs < 2:
             raise ValueError("slimming trains with its sparsity penalty, then fine-tunes: it needs finetune_epochs >= 2")
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists, as the JSON file holds them
+
+    def budget_for(self, model, input_shape: tuple[int, ...], value: float):
+        """The Budget of one point for `model`."""
+        from .budgets import HARDWARE_KINDS, BudgetSpec
+
+        hardware = {}
+        if self.budget_kind in HARDWARE_KINDS:
+            hardware = {key: value for key, value in (("board", self.board), ("target_cycles", self.target_cycles))
+                        if value is not None}
+        return BudgetSpec(self.budget_kind, value).for_model(model, input_shape, **hardware)
 
 
 def point_id(method: str, budget: float) -> str:
@@ -166,10 +192,11 @@ def _selection_point(spec, out_dir, base, dataset, method, budget) -> dict:
     from .methods import plan_of, select
 
     context = _context(spec, base, dataset)
-    flops_budget = FlopsBudget.for_model(base, context.input_shape, budget)
-    selection = select(method, context, flops_budget, seed=spec.seed)
-    plan = plan_of(context, selection, flops_budget, f"flops:{budget:g}")
+    chosen_budget = spec.budget_for(base, context.input_shape, budget)
+    selection = select(method, context, chosen_budget, seed=spec.seed)
+    plan = plan_of(context, selection, chosen_budget, f"{spec.budget_kind}:{budget:g}")
     plan.save(out_dir / "plans" / f"{point_id(method, budget)}.json")
+    reference_flops = FlopsBudget.for_model(base, context.input_shape, 1.0).reference_flops
 
     model = context.model_with(selection.layers)
     augmentation = _augmentation(dataset, model)
@@ -179,10 +206,30 @@ def _selection_point(spec, out_dir, base, dataset, method, budget) -> dict:
     finetune_seconds = time.monotonic() - started
     accuracy = evaluate(model, dataset.test_images, dataset.test_y, _preprocess(augmentation))
     metrics = measure(model, dataset.image_shape)
-    return {"status": "ok", "test_accuracy": round(accuracy, 4), "flops": metrics.flops,
-            "flops_fraction": round(metrics.flops / flops_budget.reference_flops, 4), "bops": metrics.bops,
-            "memory_bits": metrics.memory_bits, "binarized": len(selection.binarized()),
-            "selection_seconds": round(selection.seconds, 2), "finetune_seconds": round(finetune_seconds, 1)}
+    row = {"status": "ok", "test_accuracy": round(accuracy, 4), "flops": metrics.flops,
+           "flops_fraction": round(metrics.flops / reference_flops, 4), "bops": metrics.bops,
+           "memory_bits": metrics.memory_bits, "binarized": len(selection.binarized()),
+           "selection_seconds": round(selection.seconds, 2), "finetune_seconds": round(finetune_seconds, 1),
+           "cost": chosen_budget.cost(selection.layers)}
+    if hasattr(chosen_budget, "hardware_cost"):
+        priced = chosen_budget.hardware_cost(selection.layers)
+        row.update(luts_estimate=priced.luts, dsps=priced.dsps, cycles=priced.cycles, bram36=priced.bram36)
+        if spec.synthesize:
+            row["luts_synthesized"] = _synthesized_luts(chosen_budget, model)
+    return row
+
+
+def _synthesized_luts(budget, model) -> int:
+    """Yosys' logic LUTs of what the budget priced, built from the fine-tuned network."""
+    import tempfile
+
+    from ...compiler.map_to_hardware import TOP_NAME, emit_verilog, map_design
+    from ...hw.synthesis import synthesize
+
+    with tempfile.TemporaryDirectory(prefix="hbnn-sweep-") as work:
+        path = Path(work) / f"{TOP_NAME}.v"
+        path.write_text(emit_verilog(map_design(budget.compiled(model)).accelerator()))
+        return synthesize(path, TOP_NAME).luts
 
 
 def _pruning_point(spec, base, dataset, budget) -> dict:
@@ -254,7 +301,7 @@ def _imap(function, items, jobs):
 def _check_same_spec(spec: SweepSpec, path: Path) -> None:
     wanted = spec.as_dict()
     if path.exists():
-        saved = json.loads(path.read_text())
+        saved = {**SweepSpec().as_dict(), **json.loads(path.read_text())}  # older sweeps lack the newer keys
         changed = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
         # Adding methods or budgets extends a sweep; everything else changes what finished points mean.
         changed.pop("methods", None), changed.pop("budgets", None)
@@ -271,8 +318,9 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(partial, path)  # a killed sweep never leaves a half-written point that resume would trust
 
 
-COLUMNS = ("point", "method", "budget", "status", "test_accuracy", "flops", "flops_fraction", "bops", "memory_bits",
-           "binarized", "selection_seconds", "finetune_seconds", "message")
+COLUMNS = ("point", "method", "budget", "status", "test_accuracy", "cost", "flops", "flops_fraction", "bops",
+           "memory_bits", "binarized", "luts_estimate", "luts_synthesized", "dsps", "cycles", "bram36",
+           "selection_seconds", "finetune_seconds", "message")
 
 
 def _write_results(out_dir: Path, rows: list[dict], base_accuracy: float | None, spec: SweepSpec) -> None:
@@ -280,13 +328,20 @@ def _write_results(out_dir: Path, rows: list[dict], base_accuracy: float | None,
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows({column: row.get(column, "") for column in COLUMNS} for row in rows)
-    (out_dir / "results.md").write_text(markdown_table(rows, base_accuracy))
-    plot_sweep(rows, out_dir / "accuracy_vs_budget.png", base_accuracy=base_accuracy,
+    (out_dir / "results.md").write_text(markdown_table(rows, base_accuracy, spec.budget_kind))
+    plot_sweep(rows, out_dir / "accuracy_vs_budget.png", base_accuracy=base_accuracy, kind=spec.budget_kind,
                title=f"{spec.model} on {spec.dataset}: accuracy after {spec.finetune_epochs} fine-tuning epoch(s)")
 
 
-def markdown_table(rows: list[dict], base_accuracy: float | None = None) -> str:
-    """Accuracy per method (rows) and budget (columns), then selection times."""
+def _budget_label(budget: float, kind: str) -> str:
+    from .hardware_budget import HARDWARE_METRICS
+
+    return f"{budget:.0%} FLOPs" if kind == "flops" else f"{budget:,.0f} {HARDWARE_METRICS[kind]}"
+
+
+def markdown_table(rows: list[dict], base_accuracy: float | None = None, kind: str = "flops") -> str:
+    """Accuracy per method (rows) and budget (columns), then selection times; for hardware budgets, each point's
+    estimated and (if synthesized) Yosys' LUTs."""
     methods = list(dict.fromkeys(row["method"] for row in rows))
     budgets = sorted({row["budget"] for row in rows})
     cell = {(row["method"], row["budget"]): row for row in rows}
@@ -302,18 +357,29 @@ def markdown_table(rows: list[dict], base_accuracy: float | None = None) -> str:
                  if (method, b) in cell and cell[(method, b)]["status"] == "ok"]
         return f"{sum(times) / len(times):.2f}" if times else ""
 
-    header = "| method | " + " | ".join(f"{budget:.0%} FLOPs" for budget in budgets) + " | mean selection s |"
+    header = ("| method | " + " | ".join(_budget_label(budget, kind) for budget in budgets) +
+              " | mean selection s |")
     rule = "|---|" + "---:|" * (len(budgets) + 1)
     lines = [header, rule]
     lines += [f"| {method} | " + " | ".join(accuracy(method, b) for b in budgets) + f" | {seconds(method)} |"
               for method in methods]
     if base_accuracy is not None:
         lines.append(f"\nFull-precision network (the starting point of every method): {base_accuracy:.4f}")
+    priced = [row for row in rows if row.get("status") == "ok" and "luts_estimate" in row]
+    if priced:
+        lines += ["", "| point | layers binarized | LUTs estimated | LUTs in Yosys | DSPs | cycles | BRAM36 |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for row in priced:
+            synthesized = row.get("luts_synthesized")
+            lines.append(f"| {row['point']} | {row['binarized']} | {row['luts_estimate']:,} | "
+                         f"{'' if synthesized is None else f'{synthesized:,}'} | {row['dsps']:,} | "
+                         f"{row['cycles']:,} | {row['bram36']:g} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | None = None, title: str = "") -> Path:
-    """Accuracy vs FLOPs budget, one curve per method (MixBin's Figure 2 layout), as a PNG."""
+def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | None = None, title: str = "",
+               kind: str = "flops") -> Path:
+    """Accuracy vs budget (FLOPs, or a hardware kind), one curve per method (MixBin's Figure 2 layout), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; the same file on every machine
@@ -327,11 +393,16 @@ def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | Non
                         if row["method"] == method and row["status"] == "ok")
         if points:
             xs, ys = zip(*points)
-            axes.plot([100 * x for x in xs], ys, marker=markers[index % len(markers)],
+            axes.plot([100 * x if kind == "flops" else x for x in xs], ys, marker=markers[index % len(markers)],
                       color=colors[index % len(colors)], label=method)
     if base_accuracy is not None:
         axes.axhline(base_accuracy, color="black", linestyle="--", linewidth=1, label="full precision")
-    axes.set_xlabel("FLOPs budget (% of the full-precision network)")
+    if kind == "flops":
+        axes.set_xlabel("FLOPs budget (% of the full-precision network)")
+    else:
+        from .hardware_budget import HARDWARE_METRICS
+
+        axes.set_xlabel(f"{kind} budget ({HARDWARE_METRICS[kind]})")
     axes.set_ylabel("test accuracy")
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)

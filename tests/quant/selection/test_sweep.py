@@ -57,3 +57,26 @@ def test_markdown_table():
     assert "| method | 10% FLOPs | 20% FLOPs | mean selection s |" in table
     assert "| a | 0.5000 | unreachable | 2.00 |" in table and "| b |  | 0.7500 | 1.00 |" in table
     assert "0.9000" in table
+
+
+def test_a_hardware_budget_sweep_prices_and_synthesizes_each_point(tmp_path):
+    spec = SweepSpec(model="mlp", dataset="synthetic", methods=("front",), budgets=(10_000_000,),
+                     budget_kind="luts", target_cycles=4096, synthesize=True,
+                     pretrain_epochs=1, finetune_epochs=1, train_subset=64, test_subset=40, calibration=16)
+    row, = run_sweep(spec, tmp_path, progress=False)
+    assert row["status"] == "ok" and row["cost"] == row["luts_estimate"] <= 10_000_000
+    assert row["luts_synthesized"] > 0 and row["dsps"] > 0  # the first and last layers stay int8
+    assert abs(row["luts_estimate"] - row["luts_synthesized"]) / row["luts_synthesized"] < 1  # same design, roughly
+    table = (tmp_path / "results.md").read_text()
+    assert "| method | 10,000,000 LUTs | mean selection s |" in table
+    assert f"| front-1e+07 | 0 | {row['luts_estimate']:,} | {row['luts_synthesized']:,} |" in table
+    assert (tmp_path / "accuracy_vs_budget.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_hardware_spec_errors():
+    with pytest.raises(ValueError, match="apply to hardware budgets"):
+        SweepSpec(budgets=(0.5,), board="pynq-z2")
+    with pytest.raises(ValueError, match="slimming prunes to a FLOPs budget"):
+        SweepSpec(methods=("slimming",), budgets=(1000,), budget_kind="luts", finetune_epochs=2)
+    with pytest.raises(ValueError, match="unknown budget kind 'watts'"):
+        SweepSpec(budget_kind="watts")
