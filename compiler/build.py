@@ -35,6 +35,7 @@ from ..quant.checkpoint import load_checkpoint
 from .budget import BoardBudgetError, check_board, node_resources
 from .check import check_graph, data_type_name
 from .cycles import CycleEstimate, estimate_cycles
+from .forked import Forked
 from .ir import Dense, ElementwiseAdd, Folding, Graph, MultiThreshold, Pool, SlidingWindow
 from .lower import input_layer_of, lower_model
 from .map_to_hardware import TOP_NAME, MappedDesign, emit_verilog, map_design, stream_formats
@@ -177,9 +178,14 @@ def write_build(graph: Graph, out_dir: str | pathlib.Path, board: Board, model_c
         if fit_check:
             raise
         resources, misfit = node_resources(stages), str(error)
-    files: dict[str, str] = {VERILOG: emit_verilog(design.accelerator())}
-    layers, pools, adds = _layer_entries(graph, design, files)
-    cycles: CycleEstimate = estimate_cycles(design)
+    analysis = Forked(estimate_cycles, design)  # overlaps Verilog emission (compiler/forked.py)
+    try:
+        files: dict[str, str] = {VERILOG: emit_verilog(design.accelerator())}
+        layers, pools, adds = _layer_entries(graph, design, files)
+    except BaseException:
+        analysis.cancel()
+        raise
+    cycles: CycleEstimate = analysis.result()
     (input_name, input_tensor), = graph.inputs
     output_name, = graph.outputs
     output_type = types[output_name].dtype

@@ -30,6 +30,7 @@ from .lanes import add_subtract, dot_product_bound, lane_kind, multiply, xnor_po
 from .layout import StreamFormat
 from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
+from .rom import rom
 
 __all__ = ["Mvau", "MvauHandshake", "ELEMENT_FORMATS"]
 
@@ -155,15 +156,14 @@ class Mvau(wiring.Component):
 
         # Memories are at least two words deep: a one-word memory has a zero-width address, which the Verilog
         # backend writes as [-1:0]. Counters likewise are at least one bit wide.
-        m.submodules.weights = weights = Memory(shape=unsigned(pe * simd * weight_bits), depth=max(steps, 2),
-                                                init=self.weight_words(), attrs=memory_attrs(steps))
+        m.submodules.weights = weights = rom(pe * simd * weight_bits, max(steps, 2), self.weight_words(),
+                                             style_depth=steps)
         m.submodules.buffer = buffer = Memory(shape=unsigned(chunk_bits), depth=max(synapse_folds, 2), init=[],
                                               attrs=memory_attrs(synapse_folds, writable=True))
         weight_port = weights.read_port()
         if self._bias is not None:
-            m.submodules.bias = bias = Memory(shape=unsigned(pe * self._accumulator_bits),
-                                              depth=max(neuron_folds, 2), init=self.bias_words(),
-                                              attrs=memory_attrs(neuron_folds))
+            m.submodules.bias = bias = rom(pe * self._accumulator_bits, max(neuron_folds, 2), self.bias_words(),
+                                           style_depth=neuron_folds)
             bias_port = bias.read_port()
         buffer_read = buffer.read_port()
         buffer_write = buffer.write_port()

@@ -14,14 +14,13 @@ output register is full and not taken.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .handshake import FOREVER, HandshakeModel
-from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
+from .rom import rom
 
 __all__ = ["MultiThreshold", "MultiThresholdHandshake"]
 
@@ -153,9 +152,9 @@ class MultiThreshold(wiring.Component):
 
         # Descending flags per fold, read with stage 0's thresholds. Memories are at least two words deep: a
         # one-word memory has a zero-width address, which the Verilog backend writes as [-1:0].
-        m.submodules.descending = descending = Memory(
-            shape=unsigned(pe), depth=max(folds, 2), attrs=memory_attrs(folds),
-            init=[sum(int(self._descending[f * pe + j]) << j for j in range(pe)) for f in range(folds)])
+        m.submodules.descending = descending = rom(
+            pe, max(folds, 2), [sum(int(self._descending[f * pe + j]) << j for j in range(pe)) for f in range(folds)],
+            style_depth=folds)
         descending_port = descending.read_port()
         m.d.comb += [descending_port.en.eq(advance), descending_port.addr.eq(fold)]
 
@@ -179,8 +178,8 @@ class MultiThreshold(wiring.Component):
         for s in range(stages):
             bit = stages - 1 - s
             for j in range(pe):
-                memory = Memory(shape=unsigned(self._accumulator_bits + 1), depth=max(folds << s, 2),
-                                init=self._stage_words(s, j), attrs=memory_attrs(folds << s))
+                memory = rom(self._accumulator_bits + 1, max(folds << s, 2), self._stage_words(s, j),
+                             style_depth=folds << s)
                 m.submodules[f"stage{s}_lane{j}"] = memory
                 port = memory.read_port()
                 m.d.comb += port.en.eq(advance)
