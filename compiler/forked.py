@@ -3,7 +3,8 @@
 Compiling a CNN spends its time in two independent, single-threaded halves: Amaranth's elaboration and Yosys'
 Verilog writer, and the cycle analysis stepping the handshake models. A forked child inherits the design as it is
 (nothing to pickle but the result), so on two cores the halves overlap. The result is the same either way; where
-fork is unavailable (not POSIX) or there is one core, the computation runs here when its result is asked for.
+fork is unavailable (not POSIX), there is one core, or this process is a pool's daemonic worker, the computation
+runs here when its result is asked for.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ class Forked(Generic[T]):
     def __init__(self, function: Callable[..., T], *args) -> None:
         self._function, self._args = function, args
         self._process = None
-        if "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) > 1:
+        # A pool's worker is daemonic and may not start children: it runs the computation itself.
+        if ("fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) > 1
+                and not multiprocessing.current_process().daemon):
             context = multiprocessing.get_context("fork")
             self._receive, send = context.Pipe(duplex=False)
             self._process = context.Process(target=self._run_child, args=(send,), daemon=True)

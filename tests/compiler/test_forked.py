@@ -53,3 +53,14 @@ def test_cancel_stops_the_child():
     forked = Forked(__import__("time").sleep, 60)
     forked.cancel()
     assert forked._process is None
+
+
+def _forked_in_a_pool_worker(value):
+    forked = Forked(_value_and_pid, _Unpicklable(value))
+    return forked._process is None, forked.result()[0]
+
+
+def test_a_daemonic_pool_worker_computes_it_itself():
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_forked_in_a_pool_worker, (5,)) == (True, 10)
