@@ -5,8 +5,8 @@
 
 For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp and binary;
 ResNet-14 without shortcuts fp, hybrid and binary; and the residual ones: ResNet-14 with all or hybrid shortcuts,
-BlinkNet fp, hybrid and binary, cResNet-20 fp), with int8 as the full precision, it trains for --budget seconds
-(`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
+BlinkNet fp, hybrid and binary, cResNet-20 fp and a MixBin plan of it), with int8 as the full precision, it trains
+for --budget seconds (`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
 when Fashion-MNIST is not installed, compiles with the default folding (the board's DSPs, half its LUTs for the
 lanes and three quarters of its block RAM for the weights) for the first board it fits of PYNQ-Z2, Ultra96, KV260
 and ZCU104 (the row names it; a network that fits none is built for the ZCU104 anyway, `hbnn compile
@@ -57,11 +57,32 @@ NETWORKS = {  # name: (model, variant, options, needs 32x32)
        for variant in ("fp", "hybrid", "binary") for shortcuts in ("all", "hybrid")},
     **{f"blinknet-{variant}": ("blinknet", variant, [], False) for variant in ("fp", "hybrid", "binary")},
     "cresnet20-fp": ("cresnet20", "fp", [], False),
+    "cresnet20-mixbin": ("cresnet20", "mixbin-grad plan at 50% of the FLOPs", [], False),
 }
+# Networks trained from a precision plan: hbnn select METHOD --budget BUDGET on the trained BASE network, then
+# hbnn train --plan for the same time budget.
+PLANS = {"cresnet20-mixbin": ("cresnet20-fp", "mixbin-grad", "flops:50%")}
 BOARDS = ("pynq-z2", "ultra96", "kv260", "zcu104")  # by size; each network goes to the first it fits
 HEADER = ("| network | variant | dataset | accuracy PyTorch = hardware | images | mismatches (+min(100, images) "
           "back-pressured) | latency measured = analytical | interval measured = analytical | images/s at the board "
           "clock | bound by | board | LUT | FF | DSP | BRAM36 | fits (Yosys) | train s | compile s | co-sim s |")
+
+
+def _train(name: str, dataset: str, budget: float, out: pathlib.Path) -> None:
+    """Trains NETWORKS[name] into out/name.pt (a planned network: its base first, then the selection)."""
+    training = ["--dataset", dataset, "--epochs", "1", "--time-budget", str(budget), "--quiet", "--out",
+                str(out / f"{name}.pt")]
+    if name in PLANS:
+        base, method, selection_budget = PLANS[name]
+        if not (out / f"{base}.pt").exists():
+            _train(base, dataset, budget, out)
+        plan = out / f"{name}.plan.json"
+        assert hbnn(["select", str(out / f"{base}.pt"), "--method", method, "--budget", selection_budget,
+                     "--out", str(plan)]) == 0
+        assert hbnn(["train", "--plan", str(plan), *training]) == 0
+    else:
+        model, variant, options, _ = NETWORKS[name]
+        assert hbnn(["train", "--model", model, "--precision", variant, *options, *training]) == 0
 
 
 def main() -> int:
@@ -85,9 +106,7 @@ def main() -> int:
         checkpoint = args.out / f"{name}.pt"
         started = time.monotonic()
         if not checkpoint.exists():
-            assert hbnn(["train", "--model", model, "--precision", variant, *options, "--dataset", dataset,
-                         "--epochs", "1", "--time-budget", str(args.budget), "--quiet", "--out",
-                         str(checkpoint)]) == 0
+            _train(name, dataset, args.budget, args.out)
         trained = time.monotonic() - started
         started = time.monotonic()
         build = args.out / f"{name}-build"
