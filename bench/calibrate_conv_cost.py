@@ -39,7 +39,6 @@ from hbnn.hw.synthesis import synthesize
 from hbnn.sim.conv_fuzz import draw_conv_case, random_conv_stack, with_simd
 from hbnn.sim.residual_fuzz import dead_quantizers, draw_residual_case, random_residual_stack
 
-NEW_TERMS = ("window_units", "window_bits", "reduce_bits")
 
 
 def draw(index: int):
@@ -88,14 +87,14 @@ def terms(graph) -> np.ndarray:
 
 def split(all_terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(dense terms, new terms) columns."""
-    new = [cost_model.LUT_TERMS.index(name) for name in NEW_TERMS]
+    new = [cost_model.LUT_TERMS.index(name) for name in cost_model.SPATIAL_TERMS]
     dense = [i for i in range(len(cost_model.LUT_TERMS)) if i not in new]
     return all_terms[:, dense], all_terms[:, new]
 
 
 def dense_coefficients() -> np.ndarray:
     return np.array([c for name, c in zip(cost_model.LUT_TERMS, cost_model.LUT_COEFFICIENTS)
-                     if name not in NEW_TERMS], dtype=float)
+                     if name not in cost_model.SPATIAL_TERMS], dtype=float)
 
 
 def fit(term_rows: np.ndarray, luts: np.ndarray) -> np.ndarray:
@@ -147,7 +146,7 @@ def main() -> int:
     print(f"\nmax relative error: {worst['fit']:.1%} fitted on, {worst['held out']:.1%} held out "
           f"(RMS {rms['fit']:.1%} and {rms['held out']:.1%})")
     print("\n# for hbnn/compiler/cost_model.py")
-    for name, value in zip(NEW_TERMS, coefficients):
+    for name, value in zip(cost_model.SPATIAL_TERMS, coefficients):
         print(f"LUT_PER_{name.upper().removesuffix('S')} = {value}")
     print("CONV_LUT_CALIBRATION = (")
     for label, is_fit, measured, guess in zip(labels, fitted, luts, estimate):

@@ -39,7 +39,6 @@ from hbnn.hw.synthesis import synthesize
 from hbnn.quant.precision import Precision
 from hbnn.sim.fuzz import random_stack
 
-SPATIAL_TERMS = ("window_units", "window_bits", "reduce_bits")  # zero on dense designs: fitted on conv ones
 SHORT = {"binary": "bin", "weight-binary": "wb", "int8": "int8", "binary+alpha": "bin+a",
          "weight-binary+alpha": "wb+a"}
 
@@ -145,7 +144,7 @@ def fit(designs: list[Design], measured: list[dict]) -> tuple[float, ...]:
     """Non-negative least squares on relative errors (each row divided by its measured LUTs): the error the module
     states. Non-negative: every term is hardware that costs LUTs, and more of it must not cost fewer."""
     luts = np.array([entry["luts"] for entry in measured], dtype=float)
-    dense = [index for index, name in enumerate(cost_model.LUT_TERMS) if name not in SPATIAL_TERMS]
+    dense = [index for index, name in enumerate(cost_model.LUT_TERMS) if name not in cost_model.SPATIAL_TERMS]
     matrix = np.array([terms(design) for design in designs])[:, dense] / luts[:, None]
     fitted, _ = nnls(matrix, np.ones_like(luts))
     coefficients = list(cost_model.LUT_COEFFICIENTS)  # the spatial terms: bench/calibrate_conv_cost.py's
@@ -185,7 +184,7 @@ def table(calibration: list[Design], validation: list[Design], measured: list[di
     """The fitted coefficients and LUT_CALIBRATION as cost_model.py holds them, to paste there."""
     print("\n# for hbnn/compiler/cost_model.py")
     for name, value in zip(cost_model.LUT_TERMS, fitted):
-        if name not in SPATIAL_TERMS:
+        if name not in cost_model.SPATIAL_TERMS:
             print(f"LUT_PER_{name.upper().removesuffix('S')} = {value}")  # xnor_lanes -> LUT_PER_XNOR_LANE
     print("LUT_CALIBRATION = (")
     groups = ["fit"] * len(calibration) + ["held out, compiled" if design.compiled else "held out"

@@ -97,8 +97,8 @@ from .map_to_hardware import Stage, map_stages
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, set_folding
 
 __all__ = [
-    "HardwareCost", "LayerCost", "LayerDescription", "LUT_TERMS", "LUT_COEFFICIENTS", "LUT_CALIBRATION",
-    "LUT_MAX_ERROR", "LAST_LAYER_REASON", "SIGN_THRESHOLDS", "INT8_THRESHOLDS", "check_mappable", "network_cost",
+    "HardwareCost", "LayerCost", "LayerDescription", "LUT_TERMS", "SPATIAL_TERMS", "LUT_COEFFICIENTS",
+    "LUT_CALIBRATION", "LUT_MAX_ERROR", "LAST_LAYER_REASON", "SIGN_THRESHOLDS", "INT8_THRESHOLDS", "check_mappable", "network_cost",
     "dummy_graph", "lut_terms", "stage_lut_terms", "estimate_luts", "block_ram36", "stage_block_ram36",
     "CONV_LUT_CALIBRATION", "CONV_LUT_MAX_ERROR",
 ]
@@ -114,6 +114,7 @@ LAST_LAYER_REASON = ("hardware outputs integers times a power of two, so the las
 # logic LUTs), least squares on relative error, non-negative, on the "fit" designs of LUT_CALIBRATION.
 LUT_TERMS = ("xnor_lanes", "add_subtract_lanes", "input_bits", "binary_rom_bits", "rom_bits", "compare_bits",
              "stream_units", "window_units", "window_bits", "reduce_bits")
+SPATIAL_TERMS = ("window_units", "window_bits", "reduce_bits")  # zero on dense designs: fitted on conv ones
 LANE_TERMS = {"xnor_popcount": "xnor_lanes", "add_subtract": "add_subtract_lanes"}  # multiply lanes: none, see above
 LUT_PER_XNOR_LANE = 2.144
 LUT_PER_ADD_SUBTRACT_LANE = 22.112
