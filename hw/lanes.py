@@ -1,8 +1,10 @@
-"""The three multiply-accumulate lane kinds of a matrix-vector unit, as plain functions from one PE's SIMD weights
-and the SIMD input elements to their signed dot product.
+"""The multiply-accumulate lane kinds of a matrix-vector unit, as plain functions from one PE's SIMD weights and the
+SIMD input elements to their signed dot product.
 
 - xnor_popcount: binary weights (bit 1 = +1) x bipolar inputs (bit 1 = +1): 2 * popcount(xnor) - SIMD;
 - add_subtract: binary weights x int8 inputs (the weight-binarized layers of Hybrid Binary Networks): +-x summed;
+- add_subtract_skip: ternary weights (2-bit signed codes -1, 0, +1) x int8 inputs (Ternary Weight Networks): +-x
+  or 0 summed, in LUTs like add_subtract;
 - multiply: int8 weights x int8 inputs, summed; Yosys maps each 8x8 product to a DSP48 slice.
 Sums are balanced adder trees: a chain would be deep, and Amaranth recurses per operand.
 """
@@ -14,10 +16,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
 from .popcount import popcount, tree_sum
 
-__all__ = ["LANE_KINDS", "lane_kind", "xnor_popcount", "add_subtract", "multiply", "dot_product_bound"]
+__all__ = ["LANE_KINDS", "lane_kind", "xnor_popcount", "add_subtract", "add_subtract_skip", "multiply",
+           "dot_product_bound"]
 
 LANE_KINDS = {("binary", "bipolar"): "xnor_popcount", ("binary", "int8"): "add_subtract",
-              ("int8", "int8"): "multiply"}
+              ("ternary", "int8"): "add_subtract_skip", ("int8", "int8"): "multiply"}
 
 
 def lane_kind(weight_kind: str, input_kind: str) -> str:
@@ -30,7 +33,7 @@ def lane_kind(weight_kind: str, input_kind: str) -> str:
 
 def dot_product_bound(weight_kind: str, input_kind: str, length: int) -> int:
     """The largest |sum of `length` products| a lane kind can reach (int8 codes are -128..127)."""
-    weight = 1 if weight_kind == "binary" else 128
+    weight = 1 if weight_kind in ("binary", "ternary") else 128
     element = 1 if input_kind == "bipolar" else 128
     return weight * element * length
 
@@ -48,6 +51,18 @@ def add_subtract(m: Module, name: str, weight_bits: Value, inputs: Sequence[Valu
     for k, element in enumerate(inputs):
         term = Signal(signed(len(element) + 1), name=f"{name}_pm{k}")
         m.d.comb += term.eq(Mux(weight_bits[k], element, -element))
+        terms.append(term)
+    return tree_sum(terms)
+
+
+def add_subtract_skip(m: Module, name: str, weight_codes: Value, inputs: Sequence[Value]) -> Value:
+    """weight_codes: SIMD 2-bit two's complement codes (+1 = 01, -1 = 11, 0 = 00): bit 0 says "not zero", bit 1
+    "negative"."""
+    terms = []
+    for k, element in enumerate(inputs):
+        term = Signal(signed(len(element) + 1), name=f"{name}_pms{k}")
+        nonzero, negative = weight_codes[2 * k], weight_codes[2 * k + 1]
+        m.d.comb += term.eq(Mux(nonzero, Mux(negative, -element, element), 0))
         terms.append(term)
     return tree_sum(terms)
 

@@ -26,7 +26,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .handshake import FOREVER, HandshakeModel
-from .lanes import add_subtract, dot_product_bound, lane_kind, multiply, xnor_popcount
+from .lanes import add_subtract, add_subtract_skip, dot_product_bound, lane_kind, multiply, xnor_popcount
 from .layout import StreamFormat
 from .memory_style import memory_attrs
 from .parameters import check_divides, check_positive_int
@@ -35,7 +35,8 @@ from .rom import rom
 __all__ = ["Mvau", "MvauHandshake", "ELEMENT_FORMATS"]
 
 # How a weight or input element is stored: kind and bits, as hw.layout packs it.
-ELEMENT_FORMATS = {"binary": ("bipolar", 1), "bipolar": ("bipolar", 1), "int8": ("signed", 8)}
+ELEMENT_FORMATS = {"binary": ("bipolar", 1), "bipolar": ("bipolar", 1), "ternary": ("signed", 2),
+                   "int8": ("signed", 8)}
 
 
 class Mvau(wiring.Component):
@@ -73,6 +74,8 @@ class Mvau(wiring.Component):
             raise ValueError(f"weights must be a non-empty 2-D array, not shape {weights.shape}")
         if weight_kind == "binary" and not np.isin(weights, (-1, 1)).all():
             raise ValueError("binary weights must be -1 or +1")
+        if weight_kind == "ternary" and not np.isin(weights, (-1, 0, 1)).all():
+            raise ValueError("ternary weights must be -1, 0 or +1")
         if weight_kind == "int8" and (weights.min() < -128 or weights.max() > 127):
             raise ValueError("int8 weights must lie in -128..127")
         rows, columns = weights.shape
@@ -217,6 +220,8 @@ class Mvau(wiring.Component):
                 elements = [chunk[k * element_bits:(k + 1) * element_bits].as_signed() for k in range(simd)]
                 if self._lane == "add_subtract":
                     partial = add_subtract(m, f"pe{j}", word, elements)
+                elif self._lane == "add_subtract_skip":
+                    partial = add_subtract_skip(m, f"pe{j}", word, elements)
                 else:
                     partial = multiply(m, f"pe{j}", [word[k * 8:(k + 1) * 8].as_signed() for k in range(simd)],
                                        elements)

@@ -11,7 +11,7 @@ from hbnn.hw.threshold import MultiThreshold
 from hbnn.sim.amaranth_stream import stream_through
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-KINDS = [("binary", "bipolar"), ("binary", "int8"), ("int8", "int8")]
+KINDS = [("binary", "bipolar"), ("binary", "int8"), ("ternary", "int8"), ("int8", "int8")]
 
 
 def divisors(n):
@@ -35,6 +35,8 @@ def test_mvau_equals_numpy(case):
     rng = np.random.default_rng(seed)
     if weight_kind == "binary":
         weights = np.where(rng.random((rows, columns)) < 0.5, 1, -1)
+    elif weight_kind == "ternary":
+        weights = rng.integers(-1, 2, (rows, columns))
     else:
         weights = rng.integers(-128, 128, (rows, columns))
     x = (np.where(rng.random((4, columns)) < 0.5, 1, -1) if input_kind == "bipolar"

@@ -7,12 +7,15 @@ import pytest
 from hbnn.hw.mvau import Mvau
 from hbnn.sim.amaranth_stream import stream_through
 
-KINDS = [("binary", "bipolar"), ("binary", "int8"), ("int8", "int8")]
+KINDS = [("binary", "bipolar"), ("binary", "int8"), ("ternary", "int8"), ("int8", "int8")]
 
 
 def random_layer(rng, rows, columns, weight_kind, input_kind, images):
     if weight_kind == "binary":
         weights = np.where(rng.random((rows, columns)) < 0.5, 1, -1)
+    elif weight_kind == "ternary":
+        weights = rng.integers(-1, 2, (rows, columns))
+        weights[0, :] = -1  # the extreme: the accumulator bound is reached
     else:
         weights = rng.integers(-128, 128, (rows, columns))
         weights[0, :] = -128  # the extremes: the accumulator bound is reached
@@ -97,6 +100,20 @@ def test_multiply_lanes_map_to_dsp48_slices(tmp_path):
     assert resources.dsps >= 1, resources.cells  # PE x SIMD = 4 products; Yosys decides how many slices
 
 
+def test_ternary_lanes_stay_in_luts(tmp_path):
+    from amaranth.back import verilog
+
+    from hbnn.hw.synthesis import synthesize
+
+    rng = np.random.default_rng(3)
+    weights, _ = random_layer(rng, 4, 8, "ternary", "int8", images=1)
+    dut = Mvau(weights=weights, weight_kind="ternary", input_kind="int8", pe=2, simd=4)
+    path = tmp_path / "mvau.v"
+    path.write_text(verilog.convert(dut, name="mvau", emit_src=False))
+    resources = synthesize(path, "mvau", "xc7")
+    assert resources.dsps == 0 and resources.luts > 0, resources.cells  # add, subtract or skip: no multiplier
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="no lane multiplies int8 weights by bipolar inputs"):
         Mvau(weights=np.ones((2, 2)), weight_kind="int8", input_kind="bipolar", pe=1, simd=1)
@@ -104,6 +121,10 @@ def test_bad_parameters_are_refused():
         Mvau(weights=np.ones((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=3)
     with pytest.raises(ValueError, match="binary weights must be -1 or"):
         Mvau(weights=np.zeros((2, 4)), weight_kind="binary", input_kind="bipolar", pe=1, simd=1)
+    with pytest.raises(ValueError, match="ternary weights must be -1, 0 or"):
+        Mvau(weights=np.full((2, 4), 2), weight_kind="ternary", input_kind="int8", pe=1, simd=1)
+    with pytest.raises(ValueError, match="no lane multiplies ternary weights by bipolar inputs"):
+        Mvau(weights=np.zeros((2, 4)), weight_kind="ternary", input_kind="bipolar", pe=1, simd=1)
 
 
 def test_a_weight_rom_just_past_a_power_of_two_deep():
