@@ -36,7 +36,7 @@ from hbnn.compiler.lower import lower_model
 from hbnn.compiler.map_to_hardware import TOP_NAME, emit_verilog, map_design
 from hbnn.compiler.pipeline import compile_graph
 from hbnn.hw.synthesis import synthesize
-from hbnn.sim.conv_fuzz import draw_conv_case, random_conv_stack, with_simd
+from hbnn.sim.conv_fuzz import CALIBRATION_PRECISIONS, draw_conv_case, random_conv_stack, with_simd
 from hbnn.sim.residual_fuzz import dead_quantizers, draw_residual_case, random_residual_stack
 
 
@@ -46,7 +46,8 @@ def draw(index: int):
     held out)."""
     rng = np.random.default_rng(1000 + index)
     if (index // 2) % 2 == 0:
-        return "conv", draw_conv_case(rng, max_layers=3, max_channels=16, max_size=12)
+        return "conv", draw_conv_case(rng, max_layers=3, max_channels=16, max_size=12,
+                                      precisions=CALIBRATION_PRECISIONS)
     return "residual", draw_residual_case(rng, max_blocks=2, max_channels=16, max_size=10)
 
 

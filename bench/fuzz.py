@@ -1,5 +1,5 @@
-"""Fuzzes the compiler and the hardware: thousands of random layer stacks (binary, weight-binary, int8, with and
-without alpha, random batch norms and foldings), each compiled and streamed through its Dataflow in Amaranth's
+"""Fuzzes the compiler and the hardware: thousands of random layer stacks (binary, weight-binary, ternary, int8,
+with and without alpha, random batch norms and foldings), each compiled and streamed through its Dataflow in Amaranth's
 simulator, undisturbed and with random back-pressure, against PyTorch (hbnn.sim.fuzz); with --conv, random small
 CNNs instead (hbnn.sim.conv_fuzz: windows, pools, flatten and global-average heads); with --residual, random small
 residual CNNs (hbnn.sim.residual_fuzz: forks, integer adds, bypass FIFOs sized from the cycle analysis).

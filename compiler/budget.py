@@ -20,11 +20,10 @@ from ..hw.mvau import Mvau
 from ..hw.pool import WindowReduce
 from ..hw.threshold import MultiThreshold as ThresholdUnit
 from .check import GraphError
-from .cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE, _memories
+from .cost_model import LANE_LUTS, _memories
 
 __all__ = ["NodeResources", "layer_groups", "node_resources", "check_board", "BoardBudgetError"]
 
-LANE_LUTS = {"xnor_popcount": LUT_PER_XNOR_LANE, "add_subtract": LUT_PER_ADD_SUBTRACT_LANE, "multiply": 0.0}
 
 
 class BoardBudgetError(GraphError):

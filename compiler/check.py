@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import (POOL_KINDS, Bipolar, ChannelOps, ChannelPad, DataType, Dense, ElementwiseAdd, Flatten, Float32, Graph,
-                 Int, MultiThreshold, Pool, Quantize, Scale, SlidingWindow, Tensor, accumulator_type,
-                 window_output_size)
+from .ir import (POOL_KINDS, WEIGHT_CODE_BOUNDS, Bipolar, ChannelOps, ChannelPad, DataType, Dense, ElementwiseAdd,
+                 Flatten, Float32, Graph, Int, MultiThreshold, Pool, Quantize, Scale, SlidingWindow, Tensor,
+                 accumulator_type, window_output_size)
 
 __all__ = ["GraphError", "check_graph", "check_folding", "divisors"]
 
-WEIGHT_KINDS = ("binary", "int8")
+WEIGHT_KINDS = tuple(WEIGHT_CODE_BOUNDS)
 
 
 class GraphError(ValueError):
@@ -99,6 +99,10 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
                         f"channels {tensor.shape}")
         if node.weight_kind == "binary" and not np.isin(node.weights, (-1, 1)).all():
             _fail(node, "binary weights must all be -1 or +1")
+        if node.weight_kind == "ternary" and not np.isin(node.weights, (-1, 0, 1)).all():
+            _fail(node, "ternary weights must all be -1, 0 or +1")
+        if node.weight_kind == "ternary" and not isinstance(tensor.dtype, Int):
+            _fail(node, f"ternary weights read int8 inputs (add/subtract/skip lanes), not {tensor.dtype}")
         if node.weight_kind == "int8" and np.abs(node.weights).max() > 127:
             _fail(node, "int8 weight codes must lie in -127..127")
         if node.bias is not None and node.bias.shape != (node.out_features,):

@@ -28,7 +28,7 @@ __all__ = [
     "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "ElementwiseAdd",
     "ChannelPad", "Node", "Graph",
     "POOL_KINDS", "window_output_size",
-    "INT8", "accumulator_bound", "accumulator_type",
+    "INT8", "WEIGHT_CODE_BOUNDS", "accumulator_bound", "accumulator_type",
 ]
 
 
@@ -101,9 +101,13 @@ def _frozen_array(values, dtype) -> np.ndarray:
     return array
 
 
+# The largest |weight code| of each weight kind: binary +-1, ternary -1/0/+1, int8 -127..127.
+WEIGHT_CODE_BOUNDS = {"binary": 1, "ternary": 1, "int8": 127}
+
+
 def accumulator_bound(weight_kind: str, input_type: DataType, length: int) -> int:
-    """The largest |sum of `length` products| of codes: binary weights are +-1, int8 weight codes -127..127."""
-    weight = 1 if weight_kind == "binary" else 127
+    """The largest |sum of `length` products| of codes."""
+    weight = WEIGHT_CODE_BOUNDS[weight_kind]
     element = 1 if isinstance(input_type, Bipolar) else max(-input_type.low, input_type.high)
     return weight * element * length
 
@@ -173,8 +177,8 @@ class Dense:
     """acc[o, y, x] = sum_i weights[o, i] * in[i, y, x] + bias[o] on codes: the exact integer dot product of a
     layer, at every pixel (a linear layer's values are (C, 1, 1); a convolution reads a SlidingWindow's columns).
 
-    weight_kind "binary" (codes +-1) or "int8" (codes -127..127, value code * 2**weight_exponent); the input is
-    bipolar or int8 codes. The output code is acc, its exponent the sum of the input's and the weights'.
+    weight_kind "binary" (codes +-1), "ternary" (codes -1, 0, +1; int8 inputs only) or "int8" (codes -127..127,
+    value code * 2**weight_exponent); the input is bipolar or int8 codes. The output code is acc, its exponent the sum of the input's and the weights'.
     """
     name: str
     inputs: tuple[str, ...]

@@ -130,8 +130,6 @@ def _refusal(path: str, module: nn.Module) -> str | None:
     """Why a contract layer has no mapping yet, or None when it has one."""
     if isinstance(module, (FloatConv2d, FloatLinear)):
         return "float layers have no integer form; train it at int8 (--full-precision int8)"
-    if isinstance(module, (TernaryConv2d, TernaryLinear)):
-        return "ternary layers are not mapped to hardware yet"
     if isinstance(module, (AbcConv2d, AbcLinear)):
         return "ABC-Net layers are not mapped to hardware yet"
     if isinstance(module, nn.Conv2d):
@@ -182,8 +180,8 @@ def _dense_and_ops(path: str, module: nn.Module, input_value: str,
         weight_exponent = _power_of_two_exponent(path, module, "weight", float(scale))
         if module.bias is not None:
             bias = module._bias_codes(_probe(module)).detach().cpu().numpy().astype(np.int64)
-    else:
-        weight_kind, weight_exponent = "binary", 0
+    else:  # binary and ternary weights: codes with no scale of their own, TWN's / XNOR-Net's alpha after
+        weight_kind, weight_exponent = "ternary" if isinstance(module, (TernaryConv2d, TernaryLinear)) else "binary", 0
         if module.precision.weight_scale:
             ops.append(Multiply(scale.detach().cpu().numpy()))
         if module.bias is not None:

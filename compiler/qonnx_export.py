@@ -150,8 +150,9 @@ class _Writer:
             return self.node("BipolarQuant", [values, self.constant(f"{name}_quant.scale", 1.0)], f"{name}_quant",
                              f"{name}_quant", QONNX_DOMAIN)
         scale = np.ldexp(1.0, node.weight_exponent)
+        bits = 2.0 if node.weight_kind == "ternary" else 8.0  # narrow 2-bit signed: -1, 0, +1
         inputs = [self.constant(name, codes * scale), self.constant(f"{name}_quant.scale", scale),
-                  self.constant(f"{name}_quant.zeropt", 0.0), self.constant(f"{name}_quant.bitwidth", 8.0)]
+                  self.constant(f"{name}_quant.zeropt", 0.0), self.constant(f"{name}_quant.bitwidth", bits)]
         return self.node("Quant", inputs, f"{name}_quant", f"{name}_quant", QONNX_DOMAIN, signed=1, narrow=1,
                          rounding_mode="ROUND")
 

@@ -97,6 +97,11 @@ class Mvau(wiring.Component):
         return self._lane
 
     @property
+    def weight_bits(self) -> int:
+        """Bits of one weight in the weight ROM (a word holds PE x SIMD of them)."""
+        return ELEMENT_FORMATS[self._weight_kind][1]
+
+    @property
     def accumulator_bits(self) -> int:
         return self._accumulator_bits
 

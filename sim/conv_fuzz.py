@@ -1,7 +1,7 @@
 """Random small CNNs, compiled and simulated against PyTorch: hbnn.sim.fuzz's method for convolutions.
 
-A case is a few conv layers of the contract's kinds (binary with +1 padding, weight-binary, int8, with or without
-XNOR-Net's alpha), kernels 1/3, strides 1/2, padding 0/1, random batch norms, optional max pools (2x2, or 3x3 stride
+A case is a few conv layers of the contract's kinds (binary with +1 padding, weight-binary, ternary, int8, with or
+without XNOR-Net's / TWN's alpha), kernels 1/3, strides 1/2, padding 0/1, random batch norms, optional max pools (2x2, or 3x3 stride
 2 padding 1 as NIN's), then one of three heads: flatten and a linear layer, a global average pool of int8 codes
 (Int8Activation) and a linear layer, or a global average pool straight on the last conv's accumulators (NIN's: the
 host divides by the area). `check_conv_case` compiles it with random foldings and streams the images through the
@@ -29,9 +29,12 @@ from ..quant.precision import Precision, conv2d, linear
 from .fuzz import CaseResult, simulate_case
 
 __all__ = ["ConvLayer", "ConvCase", "ConvStack", "random_conv_stack", "draw_conv_case", "check_conv_case", "HEADS",
-           "with_simd", "compile_and_simulate", "draw_batch_norm"]
+           "with_simd", "compile_and_simulate", "draw_batch_norm", "PRECISIONS", "CALIBRATION_PRECISIONS"]
 
-PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha")
+# The cost model's conv calibration designs (bench/calibrate_conv_cost.py) were drawn from these and keep them, so
+# that the same seeds give the same designs; the fuzz draws ternary layers too.
+CALIBRATION_PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha")
+PRECISIONS = CALIBRATION_PRECISIONS + ("ternary", "ternary+alpha")
 HEADS = ("flatten", "average", "average-accumulators")
 POOLS = {None: None, "2": (2, 2, 0), "3/2": (3, 2, 1)}
 
@@ -168,16 +171,16 @@ def random_conv_stack(case: ConvCase) -> ConvStack:
 
 
 def draw_conv_case(rng: np.random.Generator, *, max_layers: int = 2, max_channels: int = 6, max_size: int = 7,
-                   max_images: int = 3) -> ConvCase:
+                   max_images: int = 3, precisions: tuple[str, ...] = PRECISIONS) -> ConvCase:
     """A random case whose feature maps never vanish; foldings are random divisors (SIMD dividing the input
-    channels of a windowed layer)."""
+    channels of a windowed layer); layer precisions drawn from `precisions`."""
     while True:
         in_channels = int(rng.integers(1, 4))
         size = int(rng.integers(3, max_size + 1))
         layers = []
         for index in range(int(rng.integers(1, max_layers + 1))):
             kernel = int(rng.choice((1, 3)))
-            precision = str(rng.choice(PRECISIONS))
+            precision = str(rng.choice(precisions))
             pool = [None, None, "2", "3/2"][int(rng.integers(0, 4))]
             layers.append(ConvLayer(precision, int(rng.integers(1, max_channels + 1)), kernel,
                                     int(rng.choice((1, 2))), int(rng.integers(0, 2)) if kernel == 3 else 0, pool))
@@ -190,7 +193,8 @@ def draw_conv_case(rng: np.random.Generator, *, max_layers: int = 2, max_channel
         sizes = _map_sizes(ConvCase(in_channels, size, case_layers, head, "", 1, (), (), 1, 0))
         if min(sizes) >= 1:
             break
-    head_precision = str(rng.choice(("int8", "binary", "weight-binary"))) if head == "flatten" else "int8"
+    heads = ("int8", "binary", "weight-binary") + (("ternary",) if "ternary" in precisions else ())
+    head_precision = str(rng.choice(heads)) if head == "flatten" else "int8"
     if head == "average-accumulators":
         head_precision = ""
     classes = int(rng.integers(2, 6))

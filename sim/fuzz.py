@@ -1,8 +1,8 @@
-"""Random small layer stacks of all three multiply-accumulate kinds, compiled and simulated against PyTorch.
+"""Random small layer stacks of every multiply-accumulate kind, compiled and simulated against PyTorch.
 
-A case is a stack of the contract's linear layers (binary, weight-binary, int8, with or without XNOR-Net's alpha)
-with random batch norms (means and variances spread over the accumulator range, negative and zero scales), random
-foldings, and random pixels. `check_case` lowers and compiles it, maps it to the hardware components and streams
+A case is a stack of the contract's linear layers (binary, weight-binary, ternary, int8, with or without XNOR-Net's
+or TWN's alpha) with random batch norms (means and variances spread over the accumulator range, negative and zero
+scales), random foldings, and random pixels. `check_case` lowers and compiles it, maps it to the hardware components and streams
 the images through the whole Dataflow in Amaranth's simulator (the RTL the Verilog is written from), undisturbed and
 with random back-pressure: every output must equal PyTorch's bit for bit, and the undisturbed latency and interval
 must equal the cycle analysis. tests/sim/test_fuzz.py draws a few hundred cases with hypothesis; bench/fuzz.py runs
@@ -33,7 +33,8 @@ from .verify import mismatching
 __all__ = ["LayerStack", "random_stack", "Case", "draw_case", "check_case", "simulate_case", "CaseResult",
            "PRECISIONS"]
 
-PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha", "weight-binary+alpha")
+# The first four have no float op after the accumulator, so they may end a stack.
+PRECISIONS = ("binary", "weight-binary", "int8", "ternary", "binary+alpha", "weight-binary+alpha", "ternary+alpha")
 
 
 class LayerStack(nn.Module):
@@ -100,7 +101,7 @@ def draw_case(rng: np.random.Generator, *, max_layers: int = 3, max_width: int =
     # At least two inputs: with one, every layer's values are one function of one sign, and a layer whose weights
     # cancel outputs zero for every image, leaving the next int8 quantizer no scale to learn.
     sizes = (int(rng.integers(2, max_width + 1)),) + tuple(int(rng.integers(1, max_width + 1)) for _ in range(layers))
-    precisions = tuple(str(rng.choice(PRECISIONS if index < layers - 1 else PRECISIONS[:3]))
+    precisions = tuple(str(rng.choice(PRECISIONS if index < layers - 1 else PRECISIONS[:4]))
                        for index in range(layers))
     foldings = tuple((int(rng.choice(divisors(out))), int(rng.choice(divisors(inp))))
                      for inp, out in zip(sizes, sizes[1:]))

@@ -106,14 +106,15 @@ def _multipliers(layers: list[Dense], foldings: Mapping[str, Folding]) -> int:
 
 
 def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipolar: Mapping[str, bool]) -> float:
-    """The LUTs of the binary-weight layers' lanes at these foldings (int8 multiplies go to DSP slices)."""
-    from ..cost_model import LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_XNOR_LANE  # the cost model itself folds with this pass
+    """The LUTs of the binary- and ternary-weight layers' lanes at these foldings (int8 multiplies go to DSP
+    slices)."""
+    from ...hw.lanes import lane_kind
+    from ..cost_model import LANE_LUTS  # the cost model itself folds with this pass
 
     total = 0.0
     for layer in layers:
-        if layer.weight_kind == "binary":
-            lanes = foldings[layer.name].pe * foldings[layer.name].simd
-            total += lanes * (LUT_PER_XNOR_LANE if input_bipolar[layer.name] else LUT_PER_ADD_SUBTRACT_LANE)
+        lane = lane_kind(layer.weight_kind, "bipolar" if input_bipolar[layer.name] else "int8")
+        total += foldings[layer.name].pe * foldings[layer.name].simd * LANE_LUTS[lane]
     return total
 
 
@@ -121,12 +122,14 @@ def weight_bram36(layers: list[Dense], foldings: Mapping[str, Folding]) -> float
     """BRAM36 of the weight memories at these foldings (hbnn.hw.mvau: one word of PE x SIMD weights per address,
     (MH/PE) x (MW/SIMD) addresses; block RAM when deeper than LUT_DEPTH, counted as Yosys splits it in depth)."""
     from ...hw.memory_style import memory_block_ram36
+    from ...hw.mvau import ELEMENT_FORMATS
 
     total = 0.0
     for layer in layers:
         folding = foldings[layer.name]
         depth = (layer.out_features // folding.pe) * (layer.in_features // folding.simd)
-        total += memory_block_ram36(depth, folding.pe * folding.simd * (1 if layer.weight_kind == "binary" else 8))
+        _, bits = ELEMENT_FORMATS[layer.weight_kind]
+        total += memory_block_ram36(depth, folding.pe * folding.simd * bits)
     return total
 
 

@@ -191,7 +191,6 @@ def lowering_error(precision) -> str:
 
 @pytest.mark.parametrize("precision, reason", [
     (FLOAT, "float layers have no integer form"),
-    (TERNARY, "ternary layers are not mapped to hardware yet"),
     (abc(3, 1), "ABC-Net layers are not mapped to hardware yet"),
 ])
 def test_unmapped_precisions_are_errors_naming_the_layer_as_lowering_does(precision, reason):
@@ -275,3 +274,15 @@ def cost_model_estimate(stages):
     from hbnn.compiler.cost_model import estimate_luts
 
     return estimate_luts(stages)
+
+
+def test_ternary_lanes_are_priced_as_add_subtract_lanes_with_two_bit_weights():
+    ternary = network_cost(plan_of(("int8", "ternary", "int8"), (16, 32, 32, 4)), 32)  # 32-word ROMs, in LUTs
+    weight_binary = network_cost(plan_of(("int8", "weight-binary", "int8"), (16, 32, 32, 4)), 32)
+    assert (ternary.dsps, ternary.cycles, ternary.interval) == (weight_binary.dsps, weight_binary.cycles,
+                                                              weight_binary.interval)
+    middle_ternary, middle_binary = ternary.layers[1], weight_binary.layers[1]
+    assert (middle_ternary.lane, middle_binary.lane) == ("add_subtract_skip", "add_subtract")
+    assert (middle_ternary.pe, middle_ternary.simd) == (middle_binary.pe, middle_binary.simd)
+    assert middle_ternary.luts > middle_binary.luts  # the same lane term, twice the ROM bits
+    assert Precision.parse("ternary") == TERNARY

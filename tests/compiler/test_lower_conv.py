@@ -169,3 +169,19 @@ def test_the_average_pool_division_goes_to_the_host():
     assert isinstance(last, Pool) and last.kind == "sum"
     assert graph.divisor_of(graph.outputs[0]) == last.area
     assert not isinstance(graph.nodes[-1], MultiThreshold)
+
+
+def test_a_ternary_lenet5_lowers_and_compiles_bit_exact():
+    from hbnn.quant.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lenet5", precision="ternary", in_channels=1, num_classes=10, image_size=28,
+                        full_precision="int8")
+    model.train()
+    model(torch.rand(16, 1, 28, 28))  # the quantizers' scales
+    model.eval()
+    graph = lower_model(model)
+    assert {node.weight_kind for node in graph.dense_layers()} >= {"ternary"}
+    x = torch.rand(12, 1, 28, 28)
+    assert torch_mismatches(model, graph, x) == 0
+    assert torch_mismatches(model, compile_graph(graph, target_cycles=256), x) == 0

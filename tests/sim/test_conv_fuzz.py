@@ -1,4 +1,4 @@
-"""Property-based: random small CNNs (binary with +1 padding, weight-binary, int8, alpha; kernels 1/3, strides 1/2,
+"""Property-based: random small CNNs (binary with +1 padding, weight-binary, ternary, int8, alpha; kernels 1/3, strides 1/2,
 max pools, flatten or global-average heads) compile and simulate bit-exact against PyTorch in Amaranth's simulator,
 undisturbed and back-pressured, with latency and every gap between images equal to the cycle analysis
 (bench/fuzz.py --conv runs thousands)."""

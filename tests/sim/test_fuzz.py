@@ -1,4 +1,4 @@
-"""Property-based: random stacks of all three multiply-accumulate kinds compile and simulate bit-exact against
+"""Property-based: random stacks of every multiply-accumulate kind compile and simulate bit-exact against
 PyTorch, with latency and every gap between images equal to the cycle analysis (bench/fuzz.py runs thousands)."""
 import warnings
 
