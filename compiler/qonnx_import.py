@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .check import check_graph
-from .ir import (Bipolar, Dense, ElementwiseAdd, Flatten, Graph, Int, MultiThreshold, Pool, SlidingWindow,
-                 Tensor)
+from .ir import (WEIGHT_CODE_BOUNDS, Bipolar, Dense, ElementwiseAdd, Flatten, Graph, Int, MultiThreshold, Pool,
+                 SlidingWindow, Tensor)
 from .multithreshold import fold_steps, reached_levels
 from .wire_order import weight_columns
 from .qonnx_read import QonnxError, attributes_of, load_qonnx, refuse
@@ -368,6 +368,8 @@ class _Lowering:
             annotation = self.model.get_tensor_datatype(name).name
             if annotation == "BIPOLAR" and np.isin(values, (-1.0, 1.0)).all():
                 return values, np.float64(1.0), "binary"
+            if annotation == "TERNARY" and np.isin(values, (-1.0, 0.0, 1.0)).all():
+                return values, np.float64(1.0), "ternary"
             if annotation.startswith(("INT", "UINT")) and np.array_equal(values, np.round(values)) \
                     and np.abs(values).max() <= 127:
                 return values, np.float64(1.0), "int8"
@@ -376,13 +378,15 @@ class _Lowering:
         if producer.op_type not in ("BipolarQuant", "Quant"):
             refuse(node, f"weight {name!r} comes from a {producer.op_type}; hbnn maps weights quantized by "
                         "BipolarQuant or Quant")
-        dtype, scale, _ = self._quantizer_codes(producer)
+        dtype, scale, (lowest, _) = self._quantizer_codes(producer)
         scale = np.asarray(scale, dtype=np.float64)
         codes = values / scale
         if not np.array_equal(codes, np.round(codes)):
             refuse(node, f"weight {name!r} divided by its scale is not integer")
         if isinstance(dtype, Bipolar):
             return codes, scale, "binary"
+        if dtype.width == 2 and dtype.signed and lowest == -1:  # narrow 2-bit: -1, 0, +1
+            return codes, scale, "ternary"
         if codes.min() < -127 or codes.max() > 127:
             refuse(node, f"weight {name!r} has codes outside -127..127 (hbnn's int8 multiply lanes)")
         return codes, scale, "int8"
@@ -392,7 +396,7 @@ class _Lowering:
         out = weights.shape[0]
         scale_out = np.broadcast_to(scale.reshape(-1) if scale.size > 1 else scale.reshape(1), (out,))
         dense = Dense(name, (value,), weights.astype(np.int64), kind,
-                      _exponent_of(scale_out) if kind == "int8" else 0)
+                      _exponent_of(scale_out) if kind == "int8" else 0)  # binary, ternary: alpha after
         # acc * s_in * s_w exactly, whatever the summation order: every partial sum is an integer multiple of the
         # product of the scales, below the bound, representable in float32 when the mantissas leave room.
         input_scale = np.unique(source.scale)
@@ -406,9 +410,9 @@ class _Lowering:
                         "in float32 (use power-of-two scales)")
         self.nodes.append(dense)
         stride = 2 if kind == "binary" and isinstance(source.dtype, Bipolar) else 1
-        # The bisection runs over hbnn's accumulator lattice (weights +-1 or -127..127 times the input codes' range
+        # The bisection runs over hbnn's accumulator lattice (the largest weight code times the input codes' range
         # times the row length), as for a checkpoint: the same thresholds for the same function.
-        lattice = (1 if kind == "binary" else 127) * max(-source.codes[0], source.codes[1]) * dense.in_features
+        lattice = WEIGHT_CODE_BOUNDS[kind] * max(-source.codes[0], source.codes[1]) * dense.in_features
         self.state[out_tensor] = _Accumulator(dense, out_tensor, products.astype(np.float64), shape, rank, bound,
                                               (-lattice, lattice, stride))
 

@@ -27,10 +27,11 @@ def _checkpoint(path, name, precision, **options):
 
 
 @pytest.mark.parametrize("name, precision, options", [("mlp", "hybrid", {}), ("lenet5", "binary", {}),
+                                                      ("lenet5", "ternary", {}),
                                                       ("resnet14", "binary", {"shortcuts": "all"})])
 def test_export_round_trip_is_byte_identical(tmp_path, name, precision, options):
-    """A hybrid MLP (int8 layers with biases), a binary LeNet-5 (+1 padding, max pools, a flatten) and a residual
-    ResNet-14 (1x1 strided shortcuts, residual adds, a global average pool)."""
+    """A hybrid MLP (int8 layers with biases), a binary LeNet-5 (+1 padding, max pools, a flatten), a ternary one
+    (2-bit narrow weights) and a residual ResNet-14 (1x1 strided shortcuts, residual adds, a global average pool)."""
     model = _checkpoint(tmp_path / "model.pt", name, precision, **options)
     assert hbnn(["export", str(tmp_path / "model.pt"), "--onnx", str(tmp_path / "model.onnx")]) == 0
 
