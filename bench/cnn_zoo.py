@@ -3,9 +3,9 @@
     .venv/bin/python bench/cnn_zoo.py [--dataset auto] [--budget 120] [--count 1000] [--max-cycles 60e6]
                                       [--out runs/cnn-zoo] [--networks cnv-binary,nin-fp,...] [--no-synthesis]
 
-For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp and binary;
-ResNet-14 without shortcuts fp, hybrid and binary; and the residual ones: ResNet-14 with all or hybrid shortcuts,
-BlinkNet fp, hybrid and binary, cResNet-20 fp and a MixBin plan of it), with int8 as the full precision, it trains
+For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp, binary and
+ternary; ResNet-14 without shortcuts fp, hybrid and binary; and the residual ones: ResNet-14 with all or hybrid
+shortcuts, BlinkNet fp, hybrid and binary, cResNet-20 fp and a MixBin plan of it), with int8 as the full precision, it trains
 for --budget seconds (`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
 when Fashion-MNIST is not installed, compiles with the default folding (the board's DSPs, half its LUTs for the
 lanes and three quarters of its block RAM for the weights) for the first board it fits of PYNQ-Z2, Ultra96, KV260
@@ -49,6 +49,8 @@ NETWORKS = {  # name: (model, variant, options, needs 32x32)
     "alexnet_small-binary": ("alexnet_small", "binary", [], False),
     "vgg_small-fp": ("vgg_small", "fp", [], False),
     "vgg_small-binary": ("vgg_small", "binary", [], False),
+    # Ternary weights (issue 15): add/subtract/skip lanes.
+    **{f"{model}-ternary": (model, "ternary", [], False) for model in ("lenet5", "alexnet_small", "vgg_small")},
     "resnet14-fp": ("resnet14", "fp", ["--shortcuts", "none"], False),
     "resnet14-hybrid": ("resnet14", "hybrid", ["--shortcuts", "none"], False),
     "resnet14-binary": ("resnet14", "binary", ["--shortcuts", "none"], False),
