@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml | $(BIN)/python $(LZ4_HEADER)
 demo: $(STAMP)
 	$(BIN)/hbnn demo
 
+# One worker per core; a test file stays on one worker, so its module fixtures (trained models, Verilator builds)
+# are built once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
