@@ -379,16 +379,22 @@ def markdown_table(rows: list[dict], base_accuracy: float | None = None, kind: s
 
 def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | None = None, title: str = "",
                kind: str = "flops") -> Path:
-    """Accuracy vs budget (FLOPs, or a hardware kind), one curve per method (MixBin's Figure 2 layout), as a PNG."""
+    """Accuracy vs budget (FLOPs, or a hardware kind), one curve per method (MixBin's Figure 2 layout), as a PNG.
+    A hardware sweep gets a second panel: accuracy against each point's LUTs (Yosys' where synthesized, else the
+    cost model's estimate), the co-design view of the same points."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; the same file on every machine
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    priced = [row for row in rows if row.get("status") == "ok" and "luts_estimate" in row]
+    panels = 2 if kind != "flops" and priced else 1
+    figure, axes_list = plt.subplots(1, panels, figsize=(7 * panels, 4.5), dpi=120, squeeze=False)
+    axes = axes_list[0][0]
     colors = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]  # 20 distinct, strong first
     markers = "os^vD<>pXh*"
-    for index, method in enumerate(dict.fromkeys(row["method"] for row in rows)):
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    for index, method in enumerate(methods):
         points = sorted((row["budget"], row["test_accuracy"]) for row in rows
                         if row["method"] == method and row["status"] == "ok")
         if points:
@@ -407,8 +413,32 @@ def plot_sweep(rows: list[dict], path: str | Path, *, base_accuracy: float | Non
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
+    if panels == 2:
+        _plot_accuracy_vs_luts(axes_list[0][1], priced, kind, methods, colors, markers, base_accuracy)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, metadata={"Software": None})  # no version stamp: same sweep, same bytes
     plt.close(figure)
     return path
+
+
+def _plot_accuracy_vs_luts(axes, priced: list[dict], kind: str, methods: list[str], colors, markers,
+                           base_accuracy: float | None) -> None:
+    """Each priced point at its LUTs: filled markers Yosys' count, hollow ones the cost model's estimate."""
+    for index, method in enumerate(methods):
+        color, marker = colors[index % len(colors)], markers[index % len(markers)]
+        for row in (row for row in priced if row["method"] == method):
+            synthesized = row.get("luts_synthesized")
+            luts = row["luts_estimate"] if synthesized is None else synthesized
+            axes.plot([luts], [row["test_accuracy"]], marker=marker, color=color, linestyle="none",
+                      markerfacecolor=color if synthesized is not None else "none")
+            axes.annotate(_budget_label(row["budget"], kind), (luts, row["test_accuracy"]), fontsize=6,
+                          xytext=(3, 3), textcoords="offset points", color=color)
+    if base_accuracy is not None:
+        axes.axhline(base_accuracy, color="black", linestyle="--", linewidth=1)
+    everything_synthesized = all(row.get("luts_synthesized") is not None for row in priced)
+    axes.set_xlabel("LUTs (Yosys synth_xilinx)" if everything_synthesized
+                    else "LUTs (filled: Yosys synth_xilinx; hollow: cost model estimate)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title("the same points against their LUTs", fontsize=10)
+    axes.grid(True, alpha=0.3)

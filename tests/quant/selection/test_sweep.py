@@ -80,3 +80,21 @@ def test_hardware_spec_errors():
         SweepSpec(methods=("slimming",), budgets=(1000,), budget_kind="luts", finetune_epochs=2)
     with pytest.raises(ValueError, match="unknown budget kind 'watts'"):
         SweepSpec(budget_kind="watts")
+
+
+def _png_width(path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")  # IHDR: width is the first field
+
+
+def test_a_hardware_sweep_plot_adds_accuracy_against_luts(tmp_path):
+    """Hardware budgets: a second panel puts each point at its LUTs (Yosys' where synthesized); FLOPs: one panel."""
+    hardware = [{"method": "front", "budget": 30000.0, "status": "ok", "test_accuracy": 0.6, "luts_estimate": 9000,
+                 "luts_synthesized": 8000},
+                {"method": "rear", "budget": 30000.0, "status": "ok", "test_accuracy": 0.7, "luts_estimate": 12000},
+                {"method": "rear", "budget": 10000.0, "status": "unreachable"}]
+    flops = [{"method": "front", "budget": 0.5, "status": "ok", "test_accuracy": 0.6}]
+    both = sweep.plot_sweep(hardware, tmp_path / "hardware.png", kind="cycles", base_accuracy=0.8)
+    one = sweep.plot_sweep(flops, tmp_path / "flops.png")
+    assert _png_width(both) == 2 * _png_width(one)
+    assert sweep.plot_sweep(hardware, tmp_path / "again.png", kind="cycles",
+                            base_accuracy=0.8).read_bytes() == both.read_bytes()  # deterministic
