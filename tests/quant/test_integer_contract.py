@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from hbnn.quant.abc_layers import coefficient_codes
 from hbnn.quant.activation_quant import Int8Activation
 from hbnn.quant.exact_ops import integer_weighted_sum
 from hbnn.quant.layers import ExactBatchNorm2d
@@ -254,24 +255,57 @@ def test_abc_bases_coefficients_and_activation_codes():
     assert torch.equal(layer.activation_codes(x), torch.tensor([[[1, 1, 1, 1, 1]], [[-1, -1, -1, 1, 1]]]))
 
 
-def test_abc_eval_is_the_documented_float32_combination_of_integer_sums():
+def test_abc_eval_is_the_documented_fixed_point_combination_of_integer_sums():
     torch.manual_seed(6)
     layer = calibrated(conv2d("abc2x3", 3, 4, 3, padding=1, bias=True))
+    with torch.no_grad():
+        layer.activation_coefficients.copy_(torch.tensor([0.7, -0.013, 0.31]))  # signs and scales differ
     x = tricky_input(layer, (2, 3, 6, 6))
     w_codes, alpha = layer.quantized_weight_codes()
-    beta = layer.activation_coefficients.detach()
+    coefficients = alpha[:, None] * layer.activation_coefficients.detach()[None, :]
+    codes, exponent = layer.coefficient_codes()
+    largest = float(coefficients.abs().max())
+    assert largest <= 127 * 2.0 ** exponent and largest > 127 * 2.0 ** (exponent - 1)  # the smallest such e
+    assert torch.equal(codes, torch.round(coefficients.double() / 2.0 ** exponent).long())
     act_codes = layer.activation_codes(x)
-    out = None
+    acc = 0
     assert layer.input_pad_code == 1
-    for i in range(2):  # i outer, n inner; c = alpha_i * beta_n, then c * P, then the add, all float32
+    for i in range(2):
         for n in range(3):
             padded = torch.nn.functional.pad(act_codes[n].double(), (1, 1, 1, 1), value=1.0)  # +-1 bases pad +1
-            p = torch.nn.functional.conv2d(padded, w_codes[i].double()).float()
-            term = (alpha[i] * beta[n]) * p
-            out = term if out is None else out + term
-    out = out + layer.bias.detach().view(-1, 1, 1)
+            acc = acc + int(codes[i, n]) * torch.nn.functional.conv2d(padded, w_codes[i].double()).long()
+    out = (acc.double() * 2.0 ** exponent).float() + layer.bias.detach().view(-1, 1, 1)
     with torch.no_grad():
         assert torch.equal(layer(x), out)
+        assert torch.equal(layer.integer_inference(x), out)
+
+
+@pytest.mark.parametrize(("coefficients", "codes", "exponent"), [
+    ([[1.0]], [[64]], -6),  # 1 = 64 * 2^-6: 128 * 2^-7 would need the code 128
+    ([[127.0, -0.4]], [[127, 0]], 0),  # exactly 127: e = 0; -0.4 rounds to 0
+    ([[127.5, 1.0]], [[64, 0]], 1),  # 127.5 / 2 = 63.75 -> 64; 1 / 2 = 0.5 -> 0 (half to even)
+    ([[0.0, 0.0]], [[0, 0]], 0),
+    ([[-3.0, 1.5]], [[-96, 48]], -5),
+])
+def test_coefficient_codes_are_int8_with_the_smallest_power_of_two_scale(coefficients, codes, exponent):
+    got_codes, got_exponent = coefficient_codes(torch.tensor(coefficients))
+    assert got_exponent == exponent and got_codes.tolist() == codes
+
+
+def test_abc_training_rounds_the_coefficients_and_passes_their_gradient_to_beta():
+    torch.manual_seed(9)
+    layer = linear("abc2x2", 12, 3)
+    x = torch.randn(5, 12)
+    layer.train()
+    out = layer(x)
+    bases, alpha = layer.weight_bases()
+    codes, exponent = layer.coefficient_codes(alpha)
+    activations = torch.where(layer.activation_soft(x) >= 0.5, 1.0, -1.0)
+    expected = sum(float(codes[i, n]) * 2.0 ** exponent * (activations[n] @ bases[i].detach().T)
+                   for i in range(2) for n in range(2))
+    torch.testing.assert_close(out, expected)  # the rounded coefficients, in float32 training arithmetic
+    out.sum().backward()
+    assert layer.activation_coefficients.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("name", PRECISIONS)
