@@ -5,7 +5,10 @@ SIMD input elements to their signed dot product.
 - add_subtract: binary weights x int8 inputs (the weight-binarized layers of Hybrid Binary Networks): +-x summed;
 - add_subtract_skip: ternary weights (2-bit signed codes -1, 0, +1) x int8 inputs (Ternary Weight Networks): +-x
   or 0 summed, in LUTs like add_subtract;
-- multiply: int8 weights x int8 inputs, summed; Yosys maps each 8x8 product to a DSP48 slice.
+- multiply: int8 weights x int8 inputs, summed; Yosys maps each 8x8 product to a DSP48 slice;
+- abc_xnor_popcount: ABC-Net's M binary weight bases x N bipolar activation bases (levels 0..L in, whose planes
+  H_n = level >= rank_n): one xnor_popcount per (weight base, activation base) pair, combined by the layer's integer
+  coefficient codes (constant_weighted_sum) once per output.
 Sums are balanced adder trees: a chain would be deep, and Amaranth recurses per operand.
 """
 from __future__ import annotations
@@ -17,10 +20,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from .popcount import popcount, tree_sum
 
 __all__ = ["LANE_KINDS", "lane_kind", "xnor_popcount", "add_subtract", "add_subtract_skip", "multiply",
-           "dot_product_bound"]
+           "constant_weighted_sum", "dot_product_bound"]
 
 LANE_KINDS = {("binary", "bipolar"): "xnor_popcount", ("binary", "int8"): "add_subtract",
-              ("ternary", "int8"): "add_subtract_skip", ("int8", "int8"): "multiply"}
+              ("ternary", "int8"): "add_subtract_skip", ("int8", "int8"): "multiply",
+              ("abc", "levels"): "abc_xnor_popcount"}
 
 
 def lane_kind(weight_kind: str, input_kind: str) -> str:
@@ -33,8 +37,8 @@ def lane_kind(weight_kind: str, input_kind: str) -> str:
 
 def dot_product_bound(weight_kind: str, input_kind: str, length: int) -> int:
     """The largest |sum of `length` products| a lane kind can reach (int8 codes are -128..127)."""
-    weight = 1 if weight_kind in ("binary", "ternary") else 128
-    element = 1 if input_kind == "bipolar" else 128
+    weight = 1 if weight_kind in ("binary", "ternary", "abc") else 128
+    element = 1 if input_kind in ("bipolar", "levels") else 128  # an ABC pair's product is +-1
     return weight * element * length
 
 
@@ -74,3 +78,18 @@ def multiply(m: Module, name: str, weights: Sequence[Value], inputs: Sequence[Va
         m.d.comb += product.eq(weight * element)
         terms.append(product)
     return tree_sum(terms)
+
+
+def constant_weighted_sum(m: Module, name: str, values: Sequence[Value], constants: Sequence[int]) -> Value:
+    """sum_k constants[k] * values[k], the constants fixed at elaboration: shifts and adds of the set bits of each
+    |constant| (negated for a negative one), no multiplier, so it stays in LUTs. A zero constant drops its value."""
+    terms = []
+    for k, (value, constant) in enumerate(zip(values, constants, strict=True)):
+        magnitude = abs(int(constant))
+        if not magnitude:
+            continue
+        shifted = tree_sum(value.as_signed() << bit for bit in range(magnitude.bit_length()) if magnitude >> bit & 1)
+        term = Signal(signed(len(value) + magnitude.bit_length() + 1), name=f"{name}_c{k}")
+        m.d.comb += term.eq(-shifted if constant < 0 else shifted)
+        terms.append(term)
+    return tree_sum(terms) if terms else Const(0, signed(2))

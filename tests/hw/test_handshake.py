@@ -74,6 +74,20 @@ def test_mvau_model_is_cycle_exact(rows, columns, pe, simd, flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS)
+@pytest.mark.parametrize("rows, columns, pe, simd, passes", [(4, 6, 1, 1, 3), (4, 6, 4, 6, 2), (6, 8, 2, 4, 3),
+                                                             (4, 6, 4, 2, 2)])
+def test_time_multiplexed_abc_mvau_model_is_cycle_exact(rows, columns, pe, simd, passes, flow):
+    from hbnn.hw.mvau import AbcBases
+
+    rng = np.random.default_rng(rows + passes)
+    planes = np.where(rng.random((passes, rows, columns)) < 0.5, 1, -1)
+    dut = Mvau(weights=planes, weight_kind="abc", input_kind="levels", pe=pe, simd=simd,
+               bases=AbcBases(((3, -2),) * passes, (2, 1), 1))
+    images = 3
+    assert_twins(dut, images * dut.synapse_folds, images * dut.neuron_folds, flow, seed=rows * 31 + simd)
+
+
+@pytest.mark.parametrize("flow", FLOWS)
 @pytest.mark.parametrize("channels, count, pe", [
     (4, 1, 1),       # sign, fully folded: one compare stage
     (4, 1, 4),       # sign, fully parallel
@@ -234,7 +248,8 @@ def model_chains(draw):
                                                              max_size=output_rows)))
 
     makers = [
-        lambda: MvauHandshake(neuron_folds=draw(small), synapse_folds=draw(st.integers(1, 12))),
+        lambda: MvauHandshake(neuron_folds=draw(small), synapse_folds=draw(st.integers(1, 12)),
+                              passes=draw(st.integers(1, 3))),
         lambda: MultiThresholdHandshake(stages=draw(small)),
         lambda: SplitHandshake(parts=draw(small)),
         lambda: GatherHandshake(parts=draw(small)),

@@ -4,7 +4,7 @@ the multiply lanes."""
 import numpy as np
 import pytest
 
-from hbnn.hw.mvau import Mvau
+from hbnn.hw.mvau import AbcBases, Mvau
 from hbnn.sim.amaranth_stream import stream_through
 
 KINDS = [("binary", "bipolar"), ("binary", "int8"), ("ternary", "int8"), ("int8", "int8")]
@@ -126,3 +126,74 @@ def test_a_weight_rom_just_past_a_power_of_two_deep():
     assert rom_segments(dut.neuron_folds * dut.synapse_folds, 64) == (4096, 512)
     out, _, _ = run(dut, x, input_gaps=0.2, output_stalls=0.2, seed=1)
     np.testing.assert_array_equal(out, x @ weights.T)
+
+
+# ABC-Net: M binary weight planes, inputs as levels 0..N whose activation bases are H_n = level >= rank_n.
+
+def random_abc_layer(rng, weight_bases, act_bases, rows, columns, images):
+    planes = np.where(rng.random((weight_bases, rows, columns)) < 0.5, 1, -1)
+    planes[:, 0, :] = 1  # row 0 agrees with an all-+1 input on every plane: the pair sums reach +columns
+    codes = rng.integers(-127, 128, (weight_bases, act_bases))
+    codes[0, 0] = 127
+    ranks = tuple(int(r) for r in rng.permutation(np.arange(1, act_bases + 1)))
+    levels = rng.integers(0, act_bases + 1, (images, columns))
+    levels[0, :] = act_bases  # every activation base +1
+    return planes, codes, ranks, levels
+
+
+def abc_reference(planes, codes, ranks, levels):
+    """sum_i sum_n q[i, n] * (B_i @ H_n), H_n = +1 where level >= rank_n."""
+    out = 0
+    for n, rank in enumerate(ranks):
+        h = np.where(levels >= rank, 1, -1)
+        out = out + sum(int(codes[i, n]) * (h @ planes[i].T) for i in range(len(planes)))
+    return out
+
+
+def abc_mvau(planes, codes, ranks, pe, simd, parallel):
+    bases = AbcBases(tuple(map(tuple, codes.tolist())), ranks, parallel)
+    return Mvau(weights=planes, weight_kind="abc", input_kind="levels", pe=pe, simd=simd, bases=bases)
+
+
+@pytest.mark.parametrize("weight_bases, act_bases, parallel", [(1, 1, 1), (3, 1, 1), (3, 3, 3), (3, 3, 1), (4, 2, 2),
+                                                                (5, 3, 5), (5, 3, 1)])
+@pytest.mark.parametrize("rows, columns, pe, simd", [(4, 8, 1, 1), (4, 8, 4, 8), (6, 12, 2, 4), (3, 5, 1, 5)])
+def test_abc_matches_numpy_under_random_backpressure(weight_bases, act_bases, parallel, rows, columns, pe, simd):
+    rng = np.random.default_rng(weight_bases * 1000 + act_bases * 100 + rows * 10 + simd)
+    planes, codes, ranks, levels = random_abc_layer(rng, weight_bases, act_bases, rows, columns, images=5)
+    dut = abc_mvau(planes, codes, ranks, pe, simd, parallel)
+    assert dut.passes == weight_bases // parallel
+    assert dut.input_format.element_bits == act_bases.bit_length()
+    out, _, _ = run(dut, levels, input_gaps=0.3, output_stalls=0.4, seed=simd)
+    np.testing.assert_array_equal(out, abc_reference(planes, codes, ranks, levels))
+    assert np.abs(out).max() < 1 << (dut.accumulator_bits - 1)
+
+
+@pytest.mark.parametrize("parallel", [3, 1])
+@pytest.mark.parametrize("rows, columns, pe, simd", [(4, 8, 1, 1), (4, 8, 4, 8), (6, 12, 2, 4)])
+def test_abc_cycles_are_passes_times_the_binary_layer(parallel, rows, columns, pe, simd):
+    """Fully parallel bases: a binary layer's timing; time-multiplexed: each row group M / parallel times over."""
+    rng = np.random.default_rng(3)
+    planes, codes, ranks, levels = random_abc_layer(rng, 3, 2, rows, columns, images=4)
+    dut = abc_mvau(planes, codes, ranks, pe, simd, parallel)
+    passes = 3 // parallel
+    _, in_cycles, out_cycles = run(dut, levels)
+    firsts = in_cycles[::dut.synapse_folds]
+    lasts = out_cycles[dut.neuron_folds - 1::dut.neuron_folds]
+    assert dut.interval == dut.neuron_folds * passes * dut.synapse_folds
+    assert lasts[0] - firsts[0] == dut.latency == dut.interval + 1
+    assert np.diff(lasts).tolist() == [dut.interval] * (len(levels) - 1)
+
+
+def test_abc_parameters_are_checked():
+    planes = np.ones((3, 4, 8), dtype=np.int64)
+    codes = ((1, 2),) * 3
+    with pytest.raises(ValueError, match="ranks must be 2 levels in 1..2"):
+        AbcBases(codes, (0, 1), 1)
+    with pytest.raises(ValueError, match="parallel.*divide"):
+        AbcBases(codes, (1, 2), 2)
+    with pytest.raises(ValueError, match="ABC weights must be 3 planes"):
+        Mvau(weights=planes[0], weight_kind="abc", input_kind="levels", pe=1, simd=1,
+             bases=AbcBases(codes, (1, 2), 1))
+    with pytest.raises(ValueError, match="only with, ABC weights on levels"):
+        Mvau(weights=planes, weight_kind="abc", input_kind="levels", pe=1, simd=1)
