@@ -6,7 +6,7 @@ import numpy as np
 
 from .ir import (POOL_KINDS, WEIGHT_CODE_BOUNDS, Bipolar, ChannelOps, ChannelPad, DataType, Dense, ElementwiseAdd,
                  Flatten, Float32, Graph, Int, MultiThreshold, Pool, Quantize, Scale, SlidingWindow, Tensor,
-                 accumulator_type, window_output_size)
+                 accumulator_type, levels_type, window_output_size)
 
 __all__ = ["GraphError", "check_graph", "check_folding", "divisors"]
 
@@ -36,6 +36,10 @@ def simd_limit(node: Dense, window_channels: int | None) -> tuple[int, str]:
 def check_folding(node: Dense, window_channels: int | None = None) -> None:
     if node.folding is None:
         return
+    if node.folding.bases is not None and (node.weight_kind != "abc" or node.weight_bases % node.folding.bases):
+        _fail(node, f"bases={node.folding.bases} must divide an ABC-Net layer's {node.weight_bases} weight bases; "
+                    f"choose one of {divisors(node.weight_bases)}" if node.weight_kind == "abc" else
+                    "bases (weight bases side by side) apply to ABC-Net layers only")
     columns, what = simd_limit(node, window_channels)
     for label, size, value, what in (("pe", node.out_features, node.folding.pe, "output rows (MH)"),
                                      ("simd", columns, node.folding.simd, what)):
@@ -90,9 +94,14 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
         tensor = _one_input(node, inputs)
         if node.weight_kind not in WEIGHT_KINDS:
             _fail(node, f"weight kind must be one of {WEIGHT_KINDS}, not {node.weight_kind!r}")
-        if node.weights.ndim != 2 or 0 in node.weights.shape:
+        if node.weight_kind == "abc":
+            _check_abc(node, tensor)
+        elif node.weights.ndim != 2 or 0 in node.weights.shape:
             _fail(node, f"weights must be a non-empty (out, in) matrix, not shape {node.weights.shape}")
-        if not (isinstance(tensor.dtype, Bipolar) or (isinstance(tensor.dtype, Int) and tensor.dtype.width <= 8)):
+        elif node.coefficients is not None or node.ranks:
+            _fail(node, "coefficients and ranks belong to ABC-Net layers only")
+        elif not (isinstance(tensor.dtype, Bipolar) or (isinstance(tensor.dtype, Int) and tensor.dtype.signed
+                                                        and tensor.dtype.width <= 8)):
             _fail(node, f"needs bipolar or int8 inputs, gets {tensor.dtype}")
         if tensor.shape[0] != node.in_features:
             _fail(node, f"has {node.in_features} inputs but its input {node.inputs[0]!r} has {tensor.shape[0]} "
@@ -107,7 +116,8 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
             _fail(node, "int8 weight codes must lie in -127..127")
         if node.bias is not None and node.bias.shape != (node.out_features,):
             _fail(node, f"needs {node.out_features} bias codes, has shape {node.bias.shape}")
-        dtype = accumulator_type(node.weight_kind, node.weight_exponent, tensor.dtype, node.in_features)
+        dtype = accumulator_type(node.weight_kind, node.weight_exponent, tensor.dtype, node.in_features,
+                                 node.coefficients)
         if node.bias is not None:
             bound = (1 << (dtype.width - 1)) - 1 + int(np.abs(node.bias).max())
             dtype = Int(bound.bit_length() + 1, True, dtype.exponent)
@@ -172,7 +182,12 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
             return Tensor(Bipolar(), tensor.shape)
         if node.kind == "int8":
             return Tensor(Int(8, True, node.exponent), tensor.shape)
-        _fail(node, f"kind must be 'sign' or 'int8', not {node.kind!r}")
+        if node.kind == "abc":
+            if node.shifts is None or node.shifts.ndim != 1 or not len(node.shifts) or \
+                    not np.isfinite(node.shifts).all():
+                _fail(node, "an ABC-Net quantizer needs finite shifts, one per activation base")
+            return Tensor(levels_type(len(node.shifts)), tensor.shape)
+        _fail(node, f"kind must be 'sign', 'int8' or 'abc', not {node.kind!r}")
     if isinstance(node, MultiThreshold):
         tensor = _one_input(node, inputs)
         if not isinstance(tensor.dtype, Int):
@@ -211,6 +226,25 @@ def _output_type(node, inputs: list[Tensor]) -> Tensor:
                         f"({node.after})")
         return Tensor(dtype, (node.before + channels + node.after, height, width))
     raise GraphError(f"unknown node type {type(node).__name__} ({node!r})")
+
+
+def _check_abc(node: Dense, tensor: Tensor) -> None:
+    """An ABC-Net layer: M +-1 planes, (M, N) coefficient codes, N ranks, levels 0..N in."""
+    if node.weights.ndim != 3 or 0 in node.weights.shape:
+        _fail(node, f"ABC-Net weights must be non-empty (M, out, in) planes, not shape {node.weights.shape}")
+    if not np.isin(node.weights, (-1, 1)).all():
+        _fail(node, "ABC-Net weight planes must all be -1 or +1")
+    act_bases = len(node.ranks)
+    if node.coefficients is None or node.coefficients.shape != (node.weight_bases, act_bases) or not act_bases:
+        shape = None if node.coefficients is None else node.coefficients.shape
+        _fail(node, f"needs ({node.weight_bases}, N) coefficient codes and N ranks, has {shape} and {node.ranks}")
+    if np.abs(node.coefficients).max() > 127:
+        _fail(node, "ABC-Net coefficient codes must lie in -127..127")
+    if not all(1 <= rank <= act_bases for rank in node.ranks):
+        _fail(node, f"ranks must be levels 1..{act_bases}, not {node.ranks}")
+    if tensor.dtype != levels_type(act_bases):
+        _fail(node, f"reads the levels of {act_bases} activation bases ({data_type_name(levels_type(act_bases))}), "
+                    f"gets {data_type_name(tensor.dtype)}")
 
 
 def _sum_type(node: ElementwiseAdd, inputs: list[Tensor]) -> Tensor:

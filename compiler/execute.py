@@ -69,7 +69,13 @@ def execute(graph: Graph, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[st
         if isinstance(node, Dense):
             # float64 BLAS is exact here: every product and partial sum is an integer far below 2^53.
             n, _, height, width = x.shape
-            acc = np.matmul(node.weights.astype(np.float64), x.reshape(n, x.shape[1], -1).astype(np.float64))
+            columns = x.reshape(n, x.shape[1], -1)
+            if node.weight_kind == "abc":  # sum_i sum_n q[i, n] * (B_i . H_n), H_n = +1 where level >= rank_n
+                acc = sum(int(node.coefficients[i, b]) * np.matmul(node.weights[i].astype(np.float64),
+                                                                   np.where(columns >= rank, 1.0, -1.0))
+                          for i in range(node.weight_bases) for b, rank in enumerate(node.ranks))
+            else:
+                acc = np.matmul(node.weights.astype(np.float64), columns.astype(np.float64))
             acc = acc.astype(np.int64).reshape(n, -1, height, width)
             if node.bias is not None:
                 acc = acc + node.bias.reshape(-1, 1, 1)
@@ -85,7 +91,7 @@ def execute(graph: Graph, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[st
             dtype = types[node.inputs[0]].dtype
             values[node.name] = apply_channel_ops(node.ops, x, dtype.exponent if isinstance(dtype, Int) else None)
         elif isinstance(node, Quantize):
-            values[node.name] = quantize(node.kind, node.exponent, x)
+            values[node.name] = quantize(node, x)
         elif isinstance(node, MultiThreshold):
             keys = np.where(node.descending.reshape(-1, 1, 1), -x, x)
             levels = (keys[..., None] >= node.thresholds[:, None, None, :]).sum(axis=-1)

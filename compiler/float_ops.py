@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import INT8, Add, BatchNorm, ChannelOp, Multiply, Relu, Scale
+from .ir import ABC_THRESHOLD, INT8, Add, BatchNorm, ChannelOp, Multiply, Quantize, Relu, Scale
 
 __all__ = ["apply_channel_ops", "quantize", "to_float32"]
 
@@ -46,12 +46,16 @@ def apply_channel_ops(ops: tuple[ChannelOp, ...], values: np.ndarray, exponent: 
     return values
 
 
-def quantize(kind: str, exponent: int, values: np.ndarray) -> np.ndarray:
-    """Float32 values -> int64 codes: sign -> -1/+1 (sign(0) = +1); int8 -> clamp(round_half_even(x / 2**e))."""
+def quantize(quantizer: Quantize, values: np.ndarray) -> np.ndarray:
+    """Float32 values -> int64 codes: sign -> -1/+1 (sign(0) = +1); int8 -> clamp(round_half_even(x / 2**e)); abc ->
+    the level #{n : f32(x + shift_n) >= 0.5}."""
     values = np.asarray(values, dtype=np.float32)
+    kind = quantizer.kind
     if kind == "sign":
         return np.where(values >= 0, 1, -1).astype(np.int64)
     if kind == "int8":
-        scaled = values / np.float32(np.ldexp(1.0, exponent))  # exact: a power of two
+        scaled = values / np.float32(np.ldexp(1.0, quantizer.exponent))  # exact: a power of two
         return np.clip(np.rint(scaled), *INT8).astype(np.int64)
+    if kind == "abc":
+        return sum((values + shift >= ABC_THRESHOLD).astype(np.int64) for shift in quantizer.shifts)
     raise ValueError(f"unknown quantizer kind {kind!r}")

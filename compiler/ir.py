@@ -28,7 +28,8 @@ __all__ = [
     "Dense", "ChannelOps", "Quantize", "MultiThreshold", "SlidingWindow", "Pool", "Flatten", "ElementwiseAdd",
     "ChannelPad", "Node", "Graph",
     "POOL_KINDS", "window_output_size",
-    "INT8", "WEIGHT_CODE_BOUNDS", "accumulator_bound", "accumulator_type",
+    "INT8", "WEIGHT_CODE_BOUNDS", "ABC_THRESHOLD", "accumulator_bound", "accumulator_type", "levels_type",
+    "abc_ranks",
 ]
 
 
@@ -86,13 +87,17 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Folding:
-    """How a matrix-vector layer is time-multiplexed: PE output rows and SIMD input columns per cycle."""
+    """How a matrix-vector layer is time-multiplexed: PE output rows and SIMD input columns per cycle; for an ABC-Net
+    layer also `bases`, the weight bases computed side by side (the others take further passes; None: all M)."""
     pe: int
     simd: int
+    bases: int | None = None
 
     def __post_init__(self):
         _positive("pe", self.pe)
         _positive("simd", self.simd)
+        if self.bases is not None:
+            _positive("bases", self.bases)
 
 
 def _frozen_array(values, dtype) -> np.ndarray:
@@ -101,20 +106,38 @@ def _frozen_array(values, dtype) -> np.ndarray:
     return array
 
 
-# The largest |weight code| of each weight kind: binary +-1, ternary -1/0/+1, int8 -127..127.
-WEIGHT_CODE_BOUNDS = {"binary": 1, "ternary": 1, "int8": 127}
+# The largest |weight code| of each weight kind: binary +-1, ternary -1/0/+1, int8 -127..127, ABC +-1 per plane.
+WEIGHT_CODE_BOUNDS = {"binary": 1, "ternary": 1, "int8": 127, "abc": 1}
+ABC_THRESHOLD = np.float32(0.5)  # activation base n is +1 where f32(x + shift_n) >= 0.5 (quant/CONTRACT.md)
 
 
-def accumulator_bound(weight_kind: str, input_type: DataType, length: int) -> int:
-    """The largest |sum of `length` products| of codes."""
+def levels_type(act_bases: int) -> Int:
+    """The codes an ABC-Net activation quantizer makes: levels 0..N, the number of its N bases that are +1."""
+    return Int(act_bases.bit_length(), False)
+
+
+def abc_ranks(shifts) -> tuple[int, ...]:
+    """The level at which each activation base turns +1: f32(x + v_n) is non-decreasing in v_n, so the bases that
+    are +1 are those with the largest shifts, and base n is +1 exactly when the level (their count) reaches
+    1 + #{n' : v_n' > v_n} (equal shifts, equal bases)."""
+    shifts = np.asarray(shifts, dtype=np.float32)
+    return tuple(1 + int((shifts > v).sum()) for v in shifts)
+
+
+def accumulator_bound(weight_kind: str, input_type: DataType, length: int, coefficients=None) -> int:
+    """The largest |sum of `length` products| of codes; ABC-Net: sum |q[i, n]| * length (each pair sum of M x N is
+    at most `length` in magnitude)."""
+    if weight_kind == "abc":
+        return int(np.abs(np.asarray(coefficients, dtype=np.int64)).sum()) * length
     weight = WEIGHT_CODE_BOUNDS[weight_kind]
     element = 1 if isinstance(input_type, Bipolar) else max(-input_type.low, input_type.high)
     return weight * element * length
 
 
-def accumulator_type(weight_kind: str, weight_exponent: int, input_type: DataType, length: int) -> Int:
+def accumulator_type(weight_kind: str, weight_exponent: int, input_type: DataType, length: int,
+                     coefficients=None) -> Int:
     exponent = weight_exponent + (input_type.exponent if isinstance(input_type, Int) else 0)
-    return Int(accumulator_bound(weight_kind, input_type, length).bit_length() + 1, True, exponent)
+    return Int(accumulator_bound(weight_kind, input_type, length, coefficients).bit_length() + 1, True, exponent)
 
 
 # --- the exact float32 channel operations (quant/CONTRACT.md), each one IEEE op per element, in order ------------
@@ -178,29 +201,47 @@ class Dense:
     layer, at every pixel (a linear layer's values are (C, 1, 1); a convolution reads a SlidingWindow's columns).
 
     weight_kind "binary" (codes +-1), "ternary" (codes -1, 0, +1; int8 inputs only) or "int8" (codes -127..127,
-    value code * 2**weight_exponent); the input is bipolar or int8 codes. The output code is acc, its exponent the sum of the input's and the weights'.
+    value code * 2**weight_exponent); the input is bipolar or int8 codes. The output code is acc, its exponent the sum
+    of the input's and the weights'.
+
+    weight_kind "abc" (ABC-Net): weights are M planes of +-1 (M, out, in), the input levels 0..N (levels_type), and
+    acc = sum_i sum_n coefficients[i, n] * (planes[i] . H_n), H_n = +1 where level >= ranks[n], else -1; the
+    coefficient codes' power-of-two scale is weight_exponent.
     """
     name: str
     inputs: tuple[str, ...]
-    weights: np.ndarray  # int64 (out_features, in_features)
+    weights: np.ndarray  # int64 (out_features, in_features); ABC: (M, out_features, in_features)
     weight_kind: str
     weight_exponent: int = 0
     bias: np.ndarray | None = None  # int64 codes at the accumulator's scale, or None
     folding: Folding | None = None
+    coefficients: np.ndarray | None = None  # ABC only: int64 (M, N)
+    ranks: tuple[int, ...] = ()  # ABC only: (N,)
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "weights", _frozen_array(self.weights, np.int64))
+        object.__setattr__(self, "ranks", tuple(int(r) for r in self.ranks))
         if self.bias is not None:
             object.__setattr__(self, "bias", _frozen_array(self.bias, np.int64))
+        if self.coefficients is not None:
+            object.__setattr__(self, "coefficients", _frozen_array(self.coefficients, np.int64))
 
     @property
     def in_features(self) -> int:
-        return self.weights.shape[1]
+        return self.weights.shape[-1]
 
     @property
     def out_features(self) -> int:
-        return self.weights.shape[0]
+        return self.weights.shape[-2]
+
+    @property
+    def weight_bases(self) -> int:
+        """M: weight planes (1 but for ABC-Net)."""
+        return self.weights.shape[0] if self.weight_kind == "abc" else 1
+
+    def accumulator_bound(self, input_type: DataType) -> int:
+        return accumulator_bound(self.weight_kind, input_type, self.in_features, self.coefficients)
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,15 +258,18 @@ class ChannelOps:
 
 @dataclass(frozen=True, eq=False)
 class Quantize:
-    """A layer's input quantizer on float32: "sign" (+1 where x >= 0) or "int8" (clamp(round_half_even(x / 2**e),
-    -128, 127))."""
+    """A layer's input quantizer on float32: "sign" (+1 where x >= 0), "int8" (clamp(round_half_even(x / 2**e),
+    -128, 127)) or "abc" (ABC-Net's N activation bases, as their level: #{n : f32(x + shifts[n]) >= 0.5})."""
     name: str
     inputs: tuple[str, ...]
     kind: str
     exponent: int = 0  # int8 only
+    shifts: np.ndarray | None = None  # abc only: float32 (N,)
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        if self.shifts is not None:
+            object.__setattr__(self, "shifts", _frozen_array(self.shifts, np.float32))
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,7 +35,7 @@ from ..quant.ternary_layers import TernaryConv2d, TernaryLinear
 from .check import check_graph
 from .wire_order import weight_columns
 from .ir import (Add, BatchNorm, Bipolar, ChannelOps, ChannelPad, Dense, ElementwiseAdd, Flatten, Graph, Int, Multiply,
-                 Pool, Quantize, Relu, Scale, SlidingWindow, Tensor)
+                 Pool, Quantize, Relu, Scale, SlidingWindow, Tensor, abc_ranks)
 from .passes.merge_channel_ops import merge_channel_ops
 from .passes.output_integers import output_integers
 
@@ -43,7 +43,7 @@ __all__ = ["INPUT_SUFFIX", "UnsupportedLayerError", "UnsupportedModelError", "lo
            "network_input_codes"]
 
 INPUT_SUFFIX = ".input_quant"  # the graph input `fc1.input_quant` is the codes fc1's input quantizer makes
-SUPPORTED = ("int8, weight-binary and binary linear and conv layers (hbnn.quant.precision.linear/conv2d), "
+SUPPORTED = ("int8, weight-binary, binary, ternary and ABC-Net linear and conv layers (hbnn.quant.precision.linear/conv2d), "
              "ExactBatchNorm1d/2d, ReLU, MaxPool2d, ExactAvgPool2d, Int8Activation, QuantAdd (residual sums), "
              "ZeroPadShortcut, Identity, Dropout and flattening")
 CONTRACT_LAYERS = (Int8Linear, BinaryLinear, Int8Conv2d, BinaryConv2d, TernaryConv2d, TernaryLinear, AbcConv2d,
@@ -130,8 +130,6 @@ def _refusal(path: str, module: nn.Module) -> str | None:
     """Why a contract layer has no mapping yet, or None when it has one."""
     if isinstance(module, (FloatConv2d, FloatLinear)):
         return "float layers have no integer form; train it at int8 (--full-precision int8)"
-    if isinstance(module, (AbcConv2d, AbcLinear)):
-        return "ABC-Net layers are not mapped to hardware yet"
     if isinstance(module, nn.Conv2d):
         if module.groups != 1 or _square(module.dilation) != 1:
             return "grouped and dilated convolutions have no mapping"
@@ -153,6 +151,8 @@ def _input_quantizer(path: str, module: nn.Module) -> tuple[str, int]:
     kind = module.precision.inputs
     if kind == "binary":
         return "sign", 0
+    if kind == "abc":
+        return "abc", 0
     _, scale = input_codes("int8", module.input_quant, _probe(module))
     return "int8", _power_of_two_exponent(path, module, "input", float(scale))
 
@@ -168,9 +168,26 @@ def _input_type(kind: str, exponent: int) -> Bipolar | Int:
     return Bipolar() if kind == "sign" else Int(8, True, exponent)
 
 
+def _abc_dense_and_ops(path: str, module: nn.Module, input_value: str,
+                       flattened: tuple[int, int, int] | None) -> list:
+    """ABC-Net: M weight planes, the fixed-point coefficient codes q (M, N) whose scale 2^e is the Dense's exponent,
+    the ranks of the activation bases; then f32(acc * 2^e) and the bias (quant/CONTRACT.md)."""
+    planes, alpha = module.quantized_weight_codes()
+    coefficients, exponent = module.coefficient_codes(alpha)
+    planes = np.stack([weight_columns(plane.detach().cpu().numpy().astype(np.int64), flattened) for plane in planes])
+    ops = [Scale()]
+    if module.bias is not None:
+        ops.append(Add(module.bias.detach().cpu().numpy()))
+    dense = Dense(name=path, inputs=(input_value,), weights=planes, weight_kind="abc", weight_exponent=exponent,
+                  coefficients=coefficients.numpy(), ranks=abc_ranks(module.activation_shifts.detach().numpy()))
+    return [dense, ChannelOps(name=f"{path}.out", inputs=(path,), ops=tuple(ops))]
+
+
 def _dense_and_ops(path: str, module: nn.Module, input_value: str,
                    flattened: tuple[int, int, int] | None = None) -> list:
     """Dense on the layer's codes, then the layer's own float32 ops (the contract's eval op sequence)."""
+    if isinstance(module, (AbcConv2d, AbcLinear)):
+        return _abc_dense_and_ops(path, module, input_value, flattened)
     codes, scale = module.quantized_weight_codes()
     codes = weight_columns(codes.detach().cpu().numpy().astype(np.int64), flattened)
     ops = [Scale()]
@@ -189,6 +206,14 @@ def _dense_and_ops(path: str, module: nn.Module, input_value: str,
     dense = Dense(name=path, inputs=(input_value,), weights=codes, weight_kind=weight_kind,
                   weight_exponent=weight_exponent, bias=bias)
     return [dense, ChannelOps(name=f"{path}.out", inputs=(path,), ops=tuple(ops))]
+
+
+def _pad_level(module: nn.Module) -> int:
+    """The pad code on the wire: the layer's input_pad_code, or for ABC-Net (each base padded with +1) the level N,
+    at which every base is +1."""
+    if isinstance(module, (AbcConv2d, AbcLinear)):
+        return module.precision.act_bases
+    return int(module.input_pad_code)
 
 
 def _batchnorm(path: str, module) -> BatchNorm:
@@ -247,6 +272,10 @@ class _Lowering:
                 raise UnsupportedLayerError(path, module, why)
             kind, exponent = _input_quantizer(path, module)
             value = path + INPUT_SUFFIX
+            if source is self.HOST and kind == "abc":
+                raise UnsupportedLayerError(path, module, "an ABC-Net layer reading the network input is not mapped "
+                                                          "(its activation bases would be the host's); keep the "
+                                                          "first layer int8, as the zoo's ABC-Net models do")
             if source is self.HOST:
                 if self.inputs:
                     raise UnsupportedLayerError(path, module, f"it reads the network input too, as "
@@ -255,13 +284,14 @@ class _Lowering:
                 self.inputs.append((value, Tensor(_input_type(kind, exponent), shape)))
             else:
                 self._require_float(path, module, source)
-                self.nodes.append(Quantize(name=value, inputs=(source,), kind=kind, exponent=exponent))
+                shifts = module.activation_shifts.detach().cpu().numpy() if kind == "abc" else None
+                self.nodes.append(Quantize(name=value, inputs=(source,), kind=kind, exponent=exponent, shifts=shifts))
             if isinstance(module, nn.Conv2d):
                 kernel, stride, padding = (_square(v) for v in (module.kernel_size, module.stride, module.padding))
                 if (kernel, stride, padding) != (1, 1, 0):
                     self.nodes.append(SlidingWindow(name=f"{path}.window", inputs=(value,), kernel=kernel,
                                                     stride=stride, padding=padding,
-                                                    pad_code=int(module.input_pad_code)))
+                                                    pad_code=_pad_level(module)))
                     value = f"{path}.window"
                 flattened = None
             else:

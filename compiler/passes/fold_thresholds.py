@@ -9,7 +9,8 @@ monotone step function of the integer per channel (rising, falling for a negativ
 hbnn.compiler.multithreshold bisects that exact function, evaluated with the same float32 operations PyTorch runs
 (hbnn.compiler.float_ops), over every accumulator value the Dense can produce: exact by construction. A sign needs
 one threshold; an int8 requantization up to 255, fewer where a channel's reachable codes are fewer (after a ReLU
-only 0..127), which shortens the threshold unit's binary search.
+only 0..127), which shortens the threshold unit's binary search; ABC-Net's N activation bases N, one per base: their
+level (how many are +1) is the output, from which the reader's lanes take each base (Dense.ranks).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..check import GraphError, check_graph
 from ..float_ops import apply_channel_ops, quantize
 from ..ir import (INT8, Bipolar, ChannelOps, Dense, ElementwiseAdd, Graph, Int, MultiThreshold, Pool, Quantize,
-                  accumulator_bound)
+                  levels_type)
 from ..multithreshold import fold_steps, reached_levels
 
 __all__ = ["fold_thresholds", "merge_equal_thresholds", "accumulator_lattice"]
@@ -31,7 +32,7 @@ def accumulator_lattice(dense: Dense, input_type) -> tuple[int, int, int]:
 
     A +-1 x +-1 dot product of length n has n's parity, so stride 2; anything else stride 1.
     """
-    bound = accumulator_bound(dense.weight_kind, input_type, dense.in_features)
+    bound = dense.accumulator_bound(input_type)
     if dense.weight_kind == "binary" and isinstance(input_type, Bipolar):
         return -bound, bound, 2
     return -bound, bound, 1
@@ -52,13 +53,14 @@ def _thresholds(dense: Dense | Pool | ElementwiseAdd, ops: ChannelOps, quantizer
     exponent = types[dense.name].dtype.exponent
     channels = types[dense.name].shape[0]
     bias = np.zeros(channels, dtype=np.int64) if getattr(dense, "bias", None) is None else dense.bias
-    low_code = -1 if quantizer.kind == "sign" else INT8[0]
-    levels = 2 if quantizer.kind == "sign" else INT8[1] - INT8[0] + 1
+    low_code = {"sign": -1, "int8": INT8[0], "abc": 0}[quantizer.kind]
+    levels = {"sign": 2, "int8": INT8[1] - INT8[0] + 1}.get(quantizer.kind) or len(quantizer.shifts) + 1
+    dtype = Int(8, True, quantizer.exponent) if quantizer.kind == "int8" else levels_type(levels - 1)
 
     def levels_of(accumulators: np.ndarray) -> np.ndarray:
         # (n, channels) accumulators -> (n, channels, 1, 1) values, as the layer produces them
         values = (accumulators + bias)[..., None, None]
-        codes = quantize(quantizer.kind, quantizer.exponent, apply_channel_ops(ops.ops, values, exponent))[..., 0, 0]
+        codes = quantize(quantizer, apply_channel_ops(ops.ops, values, exponent))[..., 0, 0]
         return (codes - low_code) // (2 if quantizer.kind == "sign" else 1)
 
     low, high, stride = _lattice(dense, types)
@@ -69,7 +71,7 @@ def _thresholds(dense: Dense | Pool | ElementwiseAdd, ops: ChannelOps, quantizer
                               descending=steps.descending, base=0, dtype=Bipolar())
     first, last = reached_levels(steps, low, high)
     return MultiThreshold(name=quantizer.name, inputs=(dense.name,), thresholds=thresholds[:, first:last],
-                          descending=steps.descending, base=low_code + first, dtype=Int(8, True, quantizer.exponent))
+                          descending=steps.descending, base=low_code + first, dtype=dtype)
 
 
 def fold_thresholds(graph: Graph) -> Graph:

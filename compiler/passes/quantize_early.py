@@ -1,6 +1,7 @@
 """Pass: a quantizer behind a max pool, a flatten or a channel pad moves in front of it.
 
-Both commute with any non-decreasing elementwise map, and a quantizer is one (sign, or int8 rounding and clamping):
+Both commute with any non-decreasing elementwise map, and a quantizer is one (sign, int8 rounding and clamping, or
+an ABC-Net level, the count of activation bases that are +1):
 quantize(max(window)) = max(quantize(window)), and a flatten only reorders. The max pool's padding (-inf on float32)
 becomes the lowest code, which quantize(-inf) is; a channel pad's 0.0 becomes quantize(0.0), 0 for int8 and +1 for
 a sign. Afterwards the quantizer reads the channel ops directly and
@@ -36,7 +37,7 @@ def _swap_once(graph: Graph) -> Graph | None:
         early = dataclasses.replace(quantizer, inputs=moved.inputs)
         late = dataclasses.replace(moved, inputs=(quantizer.name,))
         if isinstance(moved, ChannelPad):
-            late = dataclasses.replace(late, pad_code=int(quantize(quantizer.kind, quantizer.exponent, np.float32(0))))
+            late = dataclasses.replace(late, pad_code=int(quantize(quantizer, np.float32(0))))
         nodes = []
         for node in graph.nodes:
             if node is moved:
