@@ -152,7 +152,8 @@ def target_cycles_for(board_name, target_cycles, target_fps) -> int:
 
 
 def _layer_cycles(layer) -> int:
-    return layer["pixels"] * layer["neuron_folds"] * layer["synapse_folds"]
+    passes = layer["abc"]["passes"] if "abc" in layer else 1  # time-multiplexed ABC-Net weight bases
+    return layer["pixels"] * layer["neuron_folds"] * passes * layer["synapse_folds"]
 
 
 def step_compile(checkpoint, out_dir, board_name, folding, target_cycles, fit_check: bool = True,

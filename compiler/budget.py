@@ -62,7 +62,7 @@ def _resources(node: str, group: list) -> NodeResources:
     for stage in group:
         component = stage.component
         if isinstance(component, Mvau):
-            lanes = component.pe * component.simd
+            lanes = component.lanes
             dsps += lanes if component.lane == "multiply" else 0
             luts += lanes * LANE_LUTS[component.lane]
         bram += sum(memory_block_ram36(depth, width, writable=writable)

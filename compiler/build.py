@@ -27,7 +27,7 @@ import torch
 from .. import __version__
 from ..boards import Board
 from ..hw.memory_style import memory_style
-from ..hw.mvau import ELEMENT_FORMATS, Mvau
+from ..hw.mvau import Mvau
 from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.stream_fifo import StreamFifo
 from ..hw.threshold import MultiThreshold as ThresholdUnit
@@ -86,9 +86,13 @@ def _threshold_entry(node: MultiThreshold, unit: ThresholdUnit, files: dict[str,
 
 def _layer_entry(dense: Dense, mvau: Mvau, types, files: dict[str, str]) -> dict:
     weights_file = f"memories/{dense.name}.weights.hex"
-    word_bits = mvau.pe * mvau.simd * ELEMENT_FORMATS[dense.weight_kind][1]
+    depth, word_bits = mvau.weight_memory
     files[weights_file] = _hex_lines(mvau.weight_words(), word_bits)
-    depth = mvau.neuron_folds * mvau.synapse_folds
+    abc = {} if mvau.bases is None else {
+        "abc": {"weight_bases": mvau.bases.weight_bases, "activation_bases": mvau.bases.act_bases,
+                "bases_side_by_side": mvau.bases.parallel, "passes": mvau.passes,
+                "coefficient_codes": [list(row) for row in mvau.bases.coefficients],
+                "coefficient_exponent": dense.weight_exponent, "ranks": list(mvau.bases.ranks)}}
     return {
         "name": dense.name, "lane": mvau.lane, "weights": dense.weight_kind,
         "inputs": data_type_name(types[dense.inputs[0]].dtype),
@@ -98,6 +102,7 @@ def _layer_entry(dense: Dense, mvau: Mvau, types, files: dict[str, str]) -> dict
         else 0,
         "weight_memory": {"file": weights_file, "word_bits": word_bits, "depth": depth,
                           "style": memory_style(depth), "sha256": _sha256(files[weights_file])},
+        **abc,
     }
 
 

@@ -119,7 +119,7 @@ SPATIAL_TERMS = ("window_units", "window_bits", "reduce_bits")  # zero on dense 
 # their own: alone in Yosys they took 10-14% more LUTs per lane than add/subtract ones with the same folding (4 x 16
 # lanes: 1,897 against 1,732 LUTs; 8 x 32: 8,813 against 7,749; 64 x 256 weights on int8 inputs).
 LANE_TERMS = {"xnor_popcount": "xnor_lanes", "add_subtract": "add_subtract_lanes",
-              "add_subtract_skip": "add_subtract_lanes"}
+              "add_subtract_skip": "add_subtract_lanes", "abc_xnor_popcount": "xnor_lanes"}
 LUT_PER_XNOR_LANE = 2.144
 LUT_PER_ADD_SUBTRACT_LANE = 22.112
 LUT_PER_INPUT_BIT = 1.469
@@ -131,8 +131,11 @@ LUT_PER_STREAM_UNIT = 0.844
 LUT_PER_WINDOW_UNIT = 58.234
 LUT_PER_WINDOW_BIT = 0.0
 LUT_PER_REDUCE_BIT = 0.0
+# The lane terms alone, by lane kind; an ABC-Net lane is one XNOR-popcount of a (weight base, activation base) pair
+# (set_folding.lanes_of counts PE x SIMD x B x N of them), priced as an XNOR lane: its pair accumulators and
+# coefficient adders are not in the calibration (docs/hardware.md gives measured ABC designs).
 LANE_LUTS = {"xnor_popcount": LUT_PER_XNOR_LANE, "add_subtract": LUT_PER_ADD_SUBTRACT_LANE,
-             "add_subtract_skip": LUT_PER_ADD_SUBTRACT_LANE, "multiply": 0.0}  # the lane terms alone, by lane kind
+             "add_subtract_skip": LUT_PER_ADD_SUBTRACT_LANE, "multiply": 0.0, "abc_xnor_popcount": LUT_PER_XNOR_LANE}
 LUT_COEFFICIENTS = (LUT_PER_XNOR_LANE, LUT_PER_ADD_SUBTRACT_LANE, LUT_PER_INPUT_BIT, LUT_PER_BINARY_ROM_BIT,
                     LUT_PER_ROM_BIT, LUT_PER_COMPARE_BIT, LUT_PER_STREAM_UNIT, LUT_PER_WINDOW_UNIT,
                     LUT_PER_WINDOW_BIT, LUT_PER_REDUCE_BIT)
@@ -365,7 +368,7 @@ def _stream_layout(component, stream: str):
 
 def _mvau_memories(unit: Mvau) -> tuple[tuple[int, int, bool], ...]:
     """(depth, width, writable) of a matrix-vector unit's weight ROM and input buffer."""
-    return ((unit.neuron_folds * unit.synapse_folds, unit.pe * unit.simd * unit.weight_bits, False),
+    return ((*unit.weight_memory, False),
             (unit.synapse_folds, unit.simd * unit.input_format.element_bits, True))
 
 
@@ -419,8 +422,8 @@ def stage_lut_terms(component) -> tuple[float, ...]:
     terms = dict.fromkeys(LUT_TERMS, 0.0)
     if isinstance(component, Mvau):
         if component.lane in LANE_TERMS:
-            terms[LANE_TERMS[component.lane]] = component.pe * component.simd
-        terms["input_bits"] = component.simd * (1 if component.lane == "xnor_popcount" else 8)
+            terms[LANE_TERMS[component.lane]] = component.lanes
+        terms["input_bits"] = component.simd * component.input_format.element_bits
         terms["rom_bits" if component.lane == "multiply" else "binary_rom_bits"] = _rom_bits(component)
     elif isinstance(component, ThresholdUnit):
         terms["compare_bits"] = component.pe * component.stages * (component.accumulator_bits + 1)

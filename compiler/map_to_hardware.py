@@ -31,7 +31,7 @@ from ..hw.dataflow_graph import DataflowGraph, Edge, Port
 from ..hw.fifo_sizing import first_arrivals, steady_bypass_depths
 from ..hw.fork import Fork
 from ..hw.layout import StreamFormat
-from ..hw.mvau import Mvau
+from ..hw.mvau import AbcBases, Mvau
 from ..hw.pool import WindowReduce
 from ..hw.sliding_window import SlidingWindow as WindowUnit
 from ..hw.stream_fifo import StreamFifo
@@ -59,7 +59,9 @@ class Stage:
 
 
 def element_shape(dtype) -> Shape:
-    return unsigned(1) if isinstance(dtype, Bipolar) else signed(dtype.width)
+    if isinstance(dtype, Bipolar):
+        return unsigned(1)
+    return signed(dtype.width) if dtype.signed else unsigned(dtype.width)
 
 
 def element_code(dtype, code: int) -> int:
@@ -312,9 +314,13 @@ class _Mapper:
             raise GraphError(f"layer {node.name!r} has no folding; run set_folding first")
         dtype = self.types[node.inputs[0]].dtype
         _, height, width = self.types[node.name].shape
-        mvau = Mvau(weights=node.weights, weight_kind=node.weight_kind,
-                    input_kind="bipolar" if isinstance(dtype, Bipolar) else "int8",
-                    pe=node.folding.pe, simd=node.folding.simd, vectors=height * width, bias=node.bias)
+        bases = None
+        if node.weight_kind == "abc":
+            side_by_side = node.weight_bases if node.folding.bases is None else node.folding.bases
+            bases = AbcBases(tuple(map(tuple, node.coefficients.tolist())), node.ranks, side_by_side)
+        input_kind = "levels" if bases is not None else "bipolar" if isinstance(dtype, Bipolar) else "int8"
+        mvau = Mvau(weights=node.weights, weight_kind=node.weight_kind, input_kind=input_kind,
+                    pe=node.folding.pe, simd=node.folding.simd, vectors=height * width, bias=node.bias, bases=bases)
         upstream = self.ports[node.inputs[0]][0][0]
         windowed = upstream is not None and isinstance(self.stages[upstream.node].component, WindowUnit)
         port, _ = self._feed(node.inputs[0], node.folding.simd,
@@ -348,7 +354,7 @@ class _Mapper:
             raise GraphError(f"pool {node.name!r} has no SIMD; run set_folding first")
         dtype = self.types[node.inputs[0]].dtype
         element, _ = self._layout(self.ports[node.inputs[0]][0][0], node.inputs[0])
-        lowest = 0 if isinstance(dtype, Bipolar) else -(1 << (element.width - 1))  # the bit 0 is -1
+        lowest = 0 if isinstance(dtype, Bipolar) or not element.signed else -(1 << (element.width - 1))  # bit 0: -1
         port = self._window(node, f"{node.name}.window", node.simd, lowest if node.kind == "max" else 0,
                             depthwise=True)
         channels, height, width = self.types[node.name].shape

@@ -87,6 +87,19 @@ class AbcBases:
         return len(self.ranks)
 
     @property
+    def lanes(self) -> int:
+        """Products per cycle: PE x SIMD, or PE x SIMD x parallel x N XNOR-popcounts for ABC-Net."""
+        if self._bases is None:
+            return self._pe * self._simd
+        return self._pe * self._simd * self._bases.parallel * self._bases.act_bases
+
+    @property
+    def weight_memory(self) -> tuple[int, int]:
+        """(depth, width) of the weight ROM: a word per cycle of a row group's folds."""
+        group = 1 if self._bases is None else self._bases.parallel
+        return self.neuron_folds * self.passes * self.synapse_folds, self._pe * group * self._simd * self.weight_bits
+
+    @property
     def passes(self) -> int:
         return self.weight_bases // self.parallel
 
@@ -130,7 +143,7 @@ class Mvau(wiring.Component):
             bound = bases.combination_bound(columns)
         self._accumulator_bits = (bound + largest_bias).bit_length() + 1
         kind, bits = element_format(input_kind, bases)
-        element = unsigned(1) if kind == "bipolar" else signed(bits)
+        element = signed(bits) if kind == "signed" else unsigned(bits)
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(element, simd))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(signed(self._accumulator_bits), pe))),
@@ -178,6 +191,19 @@ class Mvau(wiring.Component):
     @property
     def bases(self) -> AbcBases | None:
         return self._bases
+
+    @property
+    def lanes(self) -> int:
+        """Products per cycle: PE x SIMD, or PE x SIMD x parallel x N XNOR-popcounts for ABC-Net."""
+        if self._bases is None:
+            return self._pe * self._simd
+        return self._pe * self._simd * self._bases.parallel * self._bases.act_bases
+
+    @property
+    def weight_memory(self) -> tuple[int, int]:
+        """(depth, width) of the weight ROM: a word per cycle of a row group's folds."""
+        group = 1 if self._bases is None else self._bases.parallel
+        return self.neuron_folds * self.passes * self.synapse_folds, self._pe * group * self._simd * self.weight_bits
 
     @property
     def passes(self) -> int:
@@ -245,16 +271,14 @@ class Mvau(wiring.Component):
         m = Module()
         pe, simd = self._pe, self._simd
         neuron_folds, synapse_folds, passes = self.neuron_folds, self.synapse_folds, self.passes
-        steps = neuron_folds * passes * synapse_folds
-        group = 1 if self._bases is None else self._bases.parallel
+        steps, word_bits = self.weight_memory
         _, weight_bits = ELEMENT_FORMATS[self._weight_kind]
         _, element_bits = element_format(self._input_kind, self._bases)
         chunk_bits = simd * element_bits
 
         # Memories are at least two words deep: a one-word memory has a zero-width address, which the Verilog
         # backend writes as [-1:0]. Counters likewise are at least one bit wide.
-        m.submodules.weights = weights = rom(pe * group * simd * weight_bits, max(steps, 2), self.weight_words(),
-                                             style_depth=steps)
+        m.submodules.weights = weights = rom(word_bits, max(steps, 2), self.weight_words(), style_depth=steps)
         m.submodules.buffer = buffer = Memory(shape=unsigned(chunk_bits), depth=max(synapse_folds, 2), init=[],
                                               attrs=memory_attrs(synapse_folds, writable=True))
         weight_port = weights.read_port()

@@ -5,8 +5,8 @@ Order: a sliding-window unit feeds windows depthwise: for each output pixel and 
 of the window (window = K*K transfers), each carrying SIMD channels. So one group is one output pixel's SIMD
 channels, and an image is `groups` = OH*OW*C/SIMD groups.
 
-Kinds: "max" is the element-wise maximum of signed(n) elements, or of bipolar bits (unsigned(1), 1 = +1, 0 = -1),
-where the maximum is the OR. "sum" adds signed(n) elements into signed(n + ceil(log2 window)), exactly wide enough
+Kinds: "max" is the element-wise maximum of signed(n) or unsigned(n) elements (ABC-Net levels), or of bipolar bits
+(unsigned(1), 1 = +1, 0 = -1), where the maximum is the OR. "sum" adds signed(n) elements into signed(n + ceil(log2 window)), exactly wide enough
 for window * the input range (an average pool divides later, in its thresholds).
 
 Timing: one input transfer per cycle. A group's running result is kept per lane; the input that completes a group
@@ -53,7 +53,7 @@ class WindowReduce(wiring.Component):
             element = Shape.cast(element)
         except TypeError as error:
             raise TypeError(f"element must be a shape, not {element!r}") from error
-        if not element.signed and element.width != 1:
+        if not element.signed and element.width != 1 and kind != "max":
             raise ValueError(f"element must be signed(n) or unsigned(1) (bipolar), not {element!r}")
         if element.signed and element.width < 2:
             raise ValueError(f"element must be signed(n) with n >= 2 or unsigned(1) (bipolar), not {element!r}")
@@ -113,7 +113,7 @@ class WindowReduce(wiring.Component):
     @staticmethod
     def _format(shape: Shape, simd: int, transfers: int) -> StreamFormat:
         if not shape.signed:
-            return StreamFormat("bipolar", simd, 1, transfers)
+            return StreamFormat("bipolar" if shape.width == 1 else "unsigned", simd, shape.width, transfers)
         return StreamFormat("signed", simd, shape.width, transfers)
 
     @property
@@ -149,7 +149,7 @@ class WindowReduce(wiring.Component):
                 reduced = Signal(self._output_element, name=f"reduced{k}")
                 if self._kind == "sum":
                     combined = running + x
-                elif self._element.signed:
+                elif self._element.signed or self._element.width > 1:
                     combined = Mux(x > running, x, running)
                 else:
                     combined = running | x  # bipolar: +1 if any is +1

@@ -34,7 +34,9 @@ __all__ = ["ConvLayer", "ConvCase", "ConvStack", "random_conv_stack", "draw_conv
 # The cost model's conv calibration designs (bench/calibrate_conv_cost.py) were drawn from these and keep them, so
 # that the same seeds give the same designs; the fuzz draws ternary layers too.
 CALIBRATION_PRECISIONS = ("binary", "weight-binary", "int8", "binary+alpha")
-PRECISIONS = CALIBRATION_PRECISIONS + ("ternary", "ternary+alpha")
+# ABC-Net (M weight bases x N activation bases) never reads the network input: a first layer drawn ABC is int8.
+ABC_PRECISIONS = ("abc1x1", "abc3x2", "abc2x3")
+PRECISIONS = CALIBRATION_PRECISIONS + ("ternary", "ternary+alpha") + ABC_PRECISIONS
 HEADS = ("flatten", "average", "average-accumulators")
 POOLS = {None: None, "2": (2, 2, 0), "3/2": (3, 2, 1)}
 
@@ -57,7 +59,7 @@ class ConvCase:
     head: str
     head_precision: str  # of the linear head ("average-accumulators" has none)
     classes: int
-    foldings: tuple[tuple[int, int], ...]  # (PE, SIMD) per conv, then the linear head's
+    foldings: tuple[tuple[int, ...], ...]  # (PE, SIMD) per conv, then the linear head's; ABC: (PE, SIMD, bases)
     pool_simd: tuple[int, ...]  # per pool, in order (the head's average pool last)
     images: int
     seed: int
@@ -181,6 +183,8 @@ def draw_conv_case(rng: np.random.Generator, *, max_layers: int = 2, max_channel
         for index in range(int(rng.integers(1, max_layers + 1))):
             kernel = int(rng.choice((1, 3)))
             precision = str(rng.choice(precisions))
+            if index == 0 and precision in ABC_PRECISIONS:
+                precision = "int8"
             pool = [None, None, "2", "3/2"][int(rng.integers(0, 4))]
             layers.append(ConvLayer(precision, int(rng.integers(1, max_channels + 1)), kernel,
                                     int(rng.choice((1, 2))), int(rng.integers(0, 2)) if kernel == 3 else 0, pool))
@@ -193,7 +197,8 @@ def draw_conv_case(rng: np.random.Generator, *, max_layers: int = 2, max_channel
         sizes = _map_sizes(ConvCase(in_channels, size, case_layers, head, "", 1, (), (), 1, 0))
         if min(sizes) >= 1:
             break
-    heads = ("int8", "binary", "weight-binary") + (("ternary",) if "ternary" in precisions else ())
+    heads = ("int8", "binary", "weight-binary") + (("ternary",) if "ternary" in precisions else ()) + \
+        tuple(name for name in ABC_PRECISIONS if name in precisions)[:1]
     head_precision = str(rng.choice(heads)) if head == "flatten" else "int8"
     if head == "average-accumulators":
         head_precision = ""
@@ -201,16 +206,25 @@ def draw_conv_case(rng: np.random.Generator, *, max_layers: int = 2, max_channel
     channels = [in_channels] + [layer.channels for layer in case_layers]
     foldings = []
     for index, layer in enumerate(case_layers):  # SIMD divides the input channels, windowed or not
-        foldings.append((int(rng.choice(divisors(layer.channels))), int(rng.choice(divisors(channels[index])))))
+        foldings.append((int(rng.choice(divisors(layer.channels))), int(rng.choice(divisors(channels[index])))) +
+                        _bases_folding(rng, layer.precision))
     if head != "average-accumulators":
         features = channels[-1] * (sizes[-1] ** 2 if head == "flatten" else 1)
-        foldings.append((int(rng.choice(divisors(classes))), int(rng.choice(divisors(features)))))
+        foldings.append((int(rng.choice(divisors(classes))), int(rng.choice(divisors(features)))) +
+                        _bases_folding(rng, head_precision))
     pools = [channels[index + 1] for index, layer in enumerate(case_layers) if layer.pool]
     if head != "flatten":
         pools.append(channels[-1])
     pool_simd = tuple(int(rng.choice(divisors(c))) for c in pools)
     return ConvCase(in_channels, size, case_layers, head, head_precision, classes, tuple(foldings), pool_simd,
                     int(rng.integers(1, max_images + 1)), int(rng.integers(0, 2 ** 31)))
+
+
+def _bases_folding(rng: np.random.Generator, precision: str) -> tuple[int, ...]:
+    """(weight bases side by side,) for an ABC-Net layer, drawn from the divisors of M; () otherwise."""
+    if precision not in ABC_PRECISIONS:
+        return ()
+    return (int(rng.choice(divisors(Precision.parse(precision).weight_bases))),)
 
 
 def with_simd(graph, kind: type, simds):
@@ -226,7 +240,7 @@ def compile_and_simulate(case, model: nn.Module, kind: type, simds, backpressure
     `case.images` random images."""
     graph = with_simd(lower_model(model, (case.in_channels, case.size, case.size)), kind, simds)
     names = [layer.name for layer in graph.dense_layers()]
-    compiled = compile_graph(graph, dict(zip(names, (Folding(pe, simd) for pe, simd in case.foldings))))
+    compiled = compile_graph(graph, dict(zip(names, (Folding(*folding) for folding in case.foldings))))
     x = torch.from_numpy(np.random.default_rng(case.seed).random((case.images, case.in_channels, case.size,
                                                                   case.size), dtype=np.float32))
     return simulate_case(case, model, compiled, x, backpressure)

@@ -1,6 +1,8 @@
 """Pass: gives every Dense layer its folding (PE output rows x SIMD input columns per cycle) and every Pool its SIMD.
 
-A layer's cycles per image are pixels * (MH/PE) * (MW/SIMD): a convolution's Dense runs once per output pixel, on
+A layer's cycles per image are pixels * (MH/PE) * (MW/SIMD) (an ABC-Net layer's times M/B, B of its M weight bases
+side by side, the others taking further passes; its lanes PE * SIMD * B * N): a convolution's Dense runs once per
+output pixel, on
 the K*K*C columns its sliding window emits SIMD channels of one pixel at a time (so SIMD divides C). A pool takes
 pixels * K*K * C/SIMD cycles, a residual sum (ElementwiseAdd) or a channel pad pixels * C/SIMD (C its output
 channels). By default every layer gets the smallest PE x SIMD (the fewest lanes) whose cycles meet one target for
@@ -42,11 +44,13 @@ DEFAULT_TARGET_CYCLES = 32
 
 @dataclass(frozen=True)
 class LayerShape:
-    """What a Dense's folding depends on: MH, MW, the size SIMD must divide, and output pixels per image."""
+    """What a Dense's folding depends on: MH, MW, the size SIMD must divide, output pixels per image, and an ABC-Net
+    layer's M weight bases (1 otherwise)."""
     out_features: int
     in_features: int
     simd_limit: int
     pixels: int
+    weight_bases: int = 1
 
 
 def layer_shapes(graph: Graph) -> dict[str, LayerShape]:
@@ -56,12 +60,19 @@ def layer_shapes(graph: Graph) -> dict[str, LayerShape]:
         channels = window_channels(graph, layer, types)
         _, height, width = types[layer.name].shape
         shapes[layer.name] = LayerShape(layer.out_features, layer.in_features,
-                                        channels if channels is not None else layer.in_features, height * width)
+                                        channels if channels is not None else layer.in_features, height * width,
+                                        layer.weight_bases)
     return shapes
 
 
+def bases_side_by_side(shape: LayerShape, folding: Folding) -> int:
+    """B: an ABC-Net layer's weight bases computed at once (all M unless the folding says otherwise); 1 otherwise."""
+    return shape.weight_bases if folding.bases is None else folding.bases
+
+
 def layer_cycles(shape: LayerShape, folding: Folding) -> int:
-    return shape.pixels * (shape.out_features // folding.pe) * (shape.in_features // folding.simd)
+    passes = shape.weight_bases // bases_side_by_side(shape, folding)
+    return shape.pixels * (shape.out_features // folding.pe) * passes * (shape.in_features // folding.simd)
 
 
 def _check_target(target_cycles) -> None:
@@ -70,17 +81,21 @@ def _check_target(target_cycles) -> None:
 
 
 def default_folding(out_features: int, in_features: int, target_cycles: int, *, pixels: int = 1,
-                    simd_limit: int | None = None) -> Folding:
-    """The fewest lanes meeting the target (fully parallel when nothing does)."""
+                    simd_limit: int | None = None, weight_bases: int = 1) -> Folding:
+    """The fewest lanes meeting the target (fully parallel when nothing does). An ABC-Net layer's weight bases fold
+    like a third dimension: at equal lanes, wide SIMD first, then bases side by side before more PEs (each PE keeps
+    all M x N pair accumulators whatever B is)."""
     _check_target(target_cycles)
-    shape = LayerShape(out_features, in_features, simd_limit or in_features, pixels)
-    candidates = [(pe * simd, -simd, pe, simd)
+    shape = LayerShape(out_features, in_features, simd_limit or in_features, pixels, weight_bases)
+    abc = weight_bases > 1
+    candidates = [(pe * simd * bases, -simd, -bases, pe, simd, bases)
                   for pe in divisors(out_features) for simd in divisors(shape.simd_limit)
-                  if layer_cycles(shape, Folding(pe, simd)) <= target_cycles]
+                  for bases in divisors(weight_bases)
+                  if layer_cycles(shape, Folding(pe, simd, bases)) <= target_cycles]
     if not candidates:
-        return Folding(pe=out_features, simd=shape.simd_limit)
-    _, _, pe, simd = min(candidates)
-    return Folding(pe=pe, simd=simd)
+        return Folding(pe=out_features, simd=shape.simd_limit, bases=weight_bases if abc else None)
+    *_, pe, simd, bases = min(candidates)
+    return Folding(pe=pe, simd=simd, bases=bases if abc else None)
 
 
 def pool_simd(pool: Pool, channels: int, pixels: int, target_cycles: int) -> int:
@@ -97,7 +112,8 @@ def channel_simd(channels: int, cycles_per_channel: int, target_cycles: int) -> 
 
 def _foldings(shapes: Mapping[str, LayerShape], target: int, overrides: Mapping[str, Folding]) -> dict[str, Folding]:
     return {name: overrides.get(name) or default_folding(shape.out_features, shape.in_features, target,
-                                                         pixels=shape.pixels, simd_limit=shape.simd_limit)
+                                                         pixels=shape.pixels, simd_limit=shape.simd_limit,
+                                                         weight_bases=shape.weight_bases)
             for name, shape in shapes.items()}
 
 
@@ -105,17 +121,32 @@ def _multipliers(layers: list[Dense], foldings: Mapping[str, Folding]) -> int:
     return sum(foldings[layer.name].pe * foldings[layer.name].simd for layer in layers if layer.weight_kind == "int8")
 
 
-def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipolar: Mapping[str, bool]) -> float:
-    """The LUTs of the binary- and ternary-weight layers' lanes at these foldings (int8 multiplies go to DSP
-    slices)."""
+def dense_lane_kind(layer: Dense, input_bipolar: bool) -> str:
+    """The hardware lane kind of a Dense, from its weights and whether its inputs are bipolar (else int8 codes, or an
+    ABC-Net layer's levels)."""
     from ...hw.lanes import lane_kind
+
+    if layer.weight_kind == "abc":
+        return lane_kind("abc", "levels")
+    return lane_kind(layer.weight_kind, "bipolar" if input_bipolar else "int8")
+
+
+def lanes_of(layer: Dense, folding: Folding) -> int:
+    """Lanes (one product of one weight and one input element each per cycle): PE x SIMD, times B x N XNOR-popcounts
+    for an ABC-Net layer."""
+    if layer.weight_kind != "abc":
+        return folding.pe * folding.simd
+    bases = layer.weight_bases if folding.bases is None else folding.bases
+    return folding.pe * folding.simd * bases * len(layer.ranks)
+
+
+def lane_luts(layers: list[Dense], foldings: Mapping[str, Folding], input_bipolar: Mapping[str, bool]) -> float:
+    """The LUTs of the binary-, ternary-weight and ABC-Net layers' lanes at these foldings (int8 multiplies go to
+    DSP slices)."""
     from ..cost_model import LANE_LUTS  # the cost model itself folds with this pass
 
-    total = 0.0
-    for layer in layers:
-        lane = lane_kind(layer.weight_kind, "bipolar" if input_bipolar[layer.name] else "int8")
-        total += foldings[layer.name].pe * foldings[layer.name].simd * LANE_LUTS[lane]
-    return total
+    return sum(lanes_of(layer, foldings[layer.name]) * LANE_LUTS[dense_lane_kind(layer, input_bipolar[layer.name])]
+               for layer in layers)
 
 
 def weight_bram36(layers: list[Dense], foldings: Mapping[str, Folding]) -> float:
@@ -127,9 +158,11 @@ def weight_bram36(layers: list[Dense], foldings: Mapping[str, Folding]) -> float
     total = 0.0
     for layer in layers:
         folding = foldings[layer.name]
-        depth = (layer.out_features // folding.pe) * (layer.in_features // folding.simd)
+        bases = layer.weight_bases if folding.bases is None else folding.bases
+        passes = layer.weight_bases // bases  # an ABC word holds B planes' weights; M/B passes of words
+        depth = (layer.out_features // folding.pe) * passes * (layer.in_features // folding.simd)
         _, bits = ELEMENT_FORMATS[layer.weight_kind]
-        total += memory_block_ram36(depth, folding.pe * folding.simd * bits)
+        total += memory_block_ram36(depth, folding.pe * folding.simd * bases * bits)
     return total
 
 
