@@ -3,8 +3,8 @@
     .venv/bin/python bench/cnn_zoo.py [--dataset auto] [--budget 120] [--count 1000] [--max-cycles 60e6]
                                       [--out runs/cnn-zoo] [--networks cnv-binary,nin-fp,...] [--no-synthesis]
 
-For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp, binary and
-ternary; ResNet-14 without shortcuts fp, hybrid and binary; and the residual ones: ResNet-14 with all or hybrid
+For each network and variant (CNV binary; NIN fp and binary; LeNet-5, small AlexNet and small VGG fp, binary,
+ternary and ABC-Net at (M, N) = (1, 1), (3, 1), (3, 3), (5, 3); ResNet-14 without shortcuts fp, hybrid and binary; and the residual ones: ResNet-14 with all or hybrid
 shortcuts, BlinkNet fp, hybrid and binary, cResNet-20 fp and a MixBin plan of it), with int8 as the full precision, it trains
 for --budget seconds (`hbnn train --time-budget`, at most one epoch) on Fashion-MNIST (CNV on Fashion-MNIST padded to 32x32) or digits
 when Fashion-MNIST is not installed, compiles with the default folding (the board's DSPs, half its LUTs for the
@@ -51,6 +51,9 @@ NETWORKS = {  # name: (model, variant, options, needs 32x32)
     "vgg_small-binary": ("vgg_small", "binary", [], False),
     # Ternary weights (issue 15): add/subtract/skip lanes.
     **{f"{model}-ternary": (model, "ternary", [], False) for model in ("lenet5", "alexnet_small", "vgg_small")},
+    # ABC-Net (issue 15): M weight bases x N activation bases, the ABC papers' (M, N) grid.
+    **{f"{model}-abc{m}x{n}": (model, "abc", ["--weight-bases", str(m), "--act-bases", str(n)], False)
+       for model in ("lenet5", "alexnet_small", "vgg_small") for m, n in ((1, 1), (3, 1), (3, 3), (5, 3))},
     "resnet14-fp": ("resnet14", "fp", ["--shortcuts", "none"], False),
     "resnet14-hybrid": ("resnet14", "hybrid", ["--shortcuts", "none"], False),
     "resnet14-binary": ("resnet14", "binary", ["--shortcuts", "none"], False),

@@ -67,9 +67,11 @@ and 22%), on small designs (112 to 9,152 LUTs). On the whole trained networks of
 156.5), 88.5 for 72 on CNV. Read it as +-35% for a conv network, and as a way to compare plans.
 
 `network_cost` prices a chain of dense layers from its description; a conv layer there raises
-UnsupportedLayerError naming it (price the model with hbnn.compiler.model_cost instead), as do ternary, ABC-Net and
-float layers (the compiler has no hardware for them) and a scaled (+alpha) last layer (the hardware outputs
-integers). A cost model that priced them at 0 would be wrong silently.
+UnsupportedLayerError naming it (price the model with hbnn.compiler.model_cost instead), as do float layers (the
+compiler has no hardware for them), an ABC-Net first layer (its activation bases would be the host's) and a scaled
+(+alpha) last layer (the hardware outputs integers). A cost model that priced them at 0 would be wrong silently.
+ABC-Net lanes are priced as XNOR lanes, one per (weight base, activation base) pair; their pair accumulators and
+coefficient adders are outside the calibration.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ from ..hw.threshold import MultiThreshold as ThresholdUnit
 from ..hw.width_converter import WidthConverter
 from ..quant.precision import Precision
 from .cycles import estimate_cycles
-from .ir import Bipolar, Dense, Graph, Int, MultiThreshold, Tensor, accumulator_bound
+from .ir import Bipolar, Dense, Graph, Int, MultiThreshold, Tensor, levels_type
 from .lower import INPUT_SUFFIX, UnsupportedLayerError
 from .map_to_hardware import Stage, map_stages
 from .passes.set_folding import DEFAULT_TARGET_CYCLES, set_folding
@@ -268,29 +270,32 @@ class HardwareCost:
     layers: tuple[LayerCost, ...]  # forward order
 
 
-def _precision_reason(precision: Precision, last: bool) -> str | None:
+def _precision_reason(precision: Precision, last: bool, first: bool = False) -> str | None:
     if not isinstance(precision, Precision):
         raise TypeError(f"precision must be a Precision, not {type(precision).__name__}")
     if precision.weights == "float":
         return "float layers have no integer form; train it at int8 (--full-precision int8)"
-    if precision.weights == "abc":
-        return "ABC-Net layers are not mapped to hardware yet"
+    if precision.inputs == "abc" and first:
+        return ("an ABC-Net layer reading the network input is not mapped (its activation bases would be the "
+                "host's); keep the first layer int8, as the zoo's ABC-Net models do")
     if precision.weight_scale and last:
         return (f"it is the network's last layer and a {precision.name} layer, whose alpha is a float32 op after "
                 f"its accumulator: {LAST_LAYER_REASON}")
     return None  # binary, weight-binary (alpha folds into the next layer's thresholds) and int8
 
 
-def check_mappable(name: str, kind: str, precision: Precision | None = None, *, last: bool = False) -> None:
+def check_mappable(name: str, kind: str, precision: Precision | None = None, *, last: bool = False,
+                   first: bool = False) -> None:
     """Raise UnsupportedLayerError naming `name` unless the compiler maps this layer kind (and precision, if given;
-    `last`: the layer is the network's last, whose output is the raw accumulator)."""
+    `last`: the layer is the network's last, whose output is the raw accumulator; `first`: it reads the network
+    input)."""
     if kind not in KINDS:
         raise ValueError(f"layer {name!r}: kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
     if kind == "conv":
         raise UnsupportedLayerError.described(name, "a chain's description cannot price a convolution; price the "
                                                     "network itself (hbnn.compiler.model_cost)")
     if precision is not None:
-        reason = _precision_reason(precision, last)
+        reason = _precision_reason(precision, last, first)
         if reason is not None:
             raise UnsupportedLayerError.described(name, reason)
 
@@ -302,11 +307,13 @@ def _check_features(name: str, label: str, value: int) -> int:
 
 
 def _input_type(precision: Precision) -> Bipolar | Int:
+    if precision.inputs == "abc":
+        return levels_type(precision.act_bases)
     return Bipolar() if precision.inputs == "binary" else Int(8, True, 0)
 
 
 def _weight_kind(precision: Precision) -> str:
-    return precision.weights if precision.weights in ("int8", "ternary") else "binary"
+    return precision.weights if precision.weights in ("int8", "ternary", "abc") else "binary"
 
 
 def _check_plan(layers: Sequence[LayerDescription]) -> None:
@@ -314,7 +321,7 @@ def _check_plan(layers: Sequence[LayerDescription]) -> None:
         raise ValueError("a network needs at least one layer")
     names = set()
     for index, (name, kind, precision, in_features, out_features) in enumerate(layers):
-        check_mappable(name, kind, precision, last=index == len(layers) - 1)
+        check_mappable(name, kind, precision, last=index == len(layers) - 1, first=index == 0)
         _check_features(name, "in_features", in_features)
         _check_features(name, "out_features", out_features)
         if name in names:
@@ -339,23 +346,28 @@ def dummy_graph(layers: Sequence[LayerDescription], seed: int = 0) -> Graph:
     nodes = []
     for index, (name, _, precision, in_features, out_features) in enumerate(layers):
         weight_kind = _weight_kind(precision)
+        abc = {}
         if weight_kind == "binary":
             weights = np.where(rng.random((out_features, in_features)) < 0.5, 1, -1)
         elif weight_kind == "ternary":
             weights = rng.integers(-1, 2, (out_features, in_features))
+        elif weight_kind == "abc":
+            weights = np.where(rng.random((precision.weight_bases, out_features, in_features)) < 0.5, 1, -1)
+            abc = {"coefficients": rng.integers(-127, 128, (precision.weight_bases, precision.act_bases)),
+                   "ranks": tuple(range(1, precision.act_bases + 1))}
         else:
             weights = rng.integers(-127, 128, (out_features, in_features))
-        nodes.append(Dense(name=name, inputs=(value,), weights=weights, weight_kind=weight_kind))
+        nodes.append(Dense(name=name, inputs=(value,), weights=weights, weight_kind=weight_kind, **abc))
         value = name
         if index + 1 < len(layers):
             following, _, next_precision, _, _ = layers[index + 1]
-            bound = accumulator_bound(weight_kind, _input_type(precision), in_features)
-            count = SIGN_THRESHOLDS if next_precision.inputs == "binary" else INT8_THRESHOLDS
+            bound = nodes[-1].accumulator_bound(_input_type(precision))
+            count, base, output = {"binary": (SIGN_THRESHOLDS, 0, Bipolar()),
+                                   "abc": (next_precision.act_bases, 0, levels_type(next_precision.act_bases))}.get(
+                next_precision.inputs, (INT8_THRESHOLDS, -128, Int(8, True, 0)))
             thresholds = np.sort(rng.integers(-bound, bound + 1, (out_features, count)), axis=1)
-            output = Bipolar() if count == SIGN_THRESHOLDS else Int(8, True, 0)
             nodes.append(MultiThreshold(name=following + INPUT_SUFFIX, inputs=(name,), thresholds=thresholds,
-                                        descending=rng.random(out_features) < 0.5,
-                                        base=0 if count == SIGN_THRESHOLDS else -128, dtype=output))
+                                        descending=rng.random(out_features) < 0.5, base=base, dtype=output))
             value = following + INPUT_SUFFIX
     return Graph(inputs, nodes, (value,))
 

@@ -15,7 +15,8 @@ precisions with its weights (hbnn.quant.selection.context.model_at) and prices w
 thresholds), the LUTs from the same model with the spatial terms calibrated on conv and residual designs
 (cost_model.CONV_LUT_MAX_ERROR). Each plan is priced once (cached).
 
-A layer the plan puts at a precision the compiler cannot map (ternary, ABC-Net, float, or +alpha on the last layer)
+A layer the plan puts at a precision the compiler cannot map (float, ABC-Net reading the network input, or +alpha on
+the last layer)
 makes `cost` fail with an UnsupportedLayerError naming the layer. That is the honest answer: a budget that priced
 unmapped layers at 0 would accept any plan.
 """

@@ -191,7 +191,6 @@ def lowering_error(precision) -> str:
 
 @pytest.mark.parametrize("precision, reason", [
     (FLOAT, "float layers have no integer form"),
-    (abc(3, 1), "ABC-Net layers are not mapped to hardware yet"),
 ])
 def test_unmapped_precisions_are_errors_naming_the_layer_as_lowering_does(precision, reason):
     layers = plan_of(("binary",), (16, 8)) + [("stage2.1.fc", "linear", precision, 8, 4)]
@@ -200,6 +199,14 @@ def test_unmapped_precisions_are_errors_naming_the_layer_as_lowering_does(precis
     assert info.value.path == "stage2.1.fc"
     why = str(info.value).split(": ", 1)[1]
     assert why in lowering_error(precision)
+
+
+def test_abc_layers_are_priced_and_an_abc_first_layer_is_refused():
+    plan = [("fc1", "linear", INT8, 16, 8), ("fc2", "linear", abc(3, 2), 8, 8), ("fc3", "linear", INT8, 8, 4)]
+    parallel, folded = network_cost(plan, target_cycles=8), network_cost(plan, target_cycles=1000)
+    assert 0 < parallel.cycles < folded.cycles and parallel.luts > folded.luts > 0
+    with pytest.raises(UnsupportedLayerError, match="'fc1': an ABC-Net layer reading the network input"):
+        network_cost([("fc1", "linear", abc(3, 2), 16, 8), ("fc2", "linear", INT8, 8, 4)])
 
 
 @pytest.mark.parametrize("precision", ["binary+alpha", "weight-binary+alpha"])

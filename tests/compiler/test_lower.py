@@ -76,7 +76,7 @@ class Wrapped(nn.Module):
 @pytest.mark.parametrize("modules, match", [
     (lambda: [linear("binary", 8, 8), nn.Tanh(), linear("binary", 8, 2)], r"'body.1'.*Tanh.*no integer lowering"),
     (lambda: [linear("binary", 8, 8), nn.BatchNorm1d(8), linear("binary", 8, 2)], r"'body.1'.*ExactBatchNorm1d"),
-    (lambda: [linear("abc2x1", 8, 8), linear("binary", 8, 2)], r"'body.0'.*ABC-Net"),
+    (lambda: [linear("abc2x1", 8, 8), linear("binary", 8, 2)], r"'body.0'.*ABC-Net layer reading the network input"),
     (lambda: [linear("float", 8, 8), linear("binary", 8, 2)], r"'body.0'.*float layers"),
 ])
 def test_unmapped_layers_are_named_with_the_reason(modules, match):
@@ -91,9 +91,9 @@ def test_a_float_op_after_the_last_layer_is_refused_by_name():
 
 def test_the_first_unmapped_layer_of_a_zoo_cnn_is_named():
     from hbnn.quant.models import build_model
-    model = build_model("lenet5", precision="abc", in_channels=1, num_classes=10, image_size=28,
-                        full_precision="int8")
-    with pytest.raises(UnsupportedLayerError, match=r"'features.conv2'.*ABC-Net layers are not mapped"):
+    model = build_model("lenet5", precision="fp", in_channels=1, num_classes=10, image_size=28,
+                        full_precision="float")
+    with pytest.raises(UnsupportedLayerError, match=r"'features.conv1'.*float layers"):
         lower_model(model)
 
 

@@ -185,3 +185,27 @@ def test_a_ternary_lenet5_lowers_and_compiles_bit_exact():
     x = torch.rand(12, 1, 28, 28)
     assert torch_mismatches(model, graph, x) == 0
     assert torch_mismatches(model, compile_graph(graph, target_cycles=256), x) == 0
+
+
+@pytest.mark.parametrize("model_name, bases", [("lenet5", (1, 1)), ("lenet5", (3, 1)), ("lenet5", (3, 3)),
+                                               ("lenet5", (5, 3)), ("alexnet_small", (3, 3))])
+def test_abc_zoo_cnns_lower_and_compile_bit_exact(model_name, bases):
+    """ABC-Net layers: the activation bases as levels from N thresholds, the weight bases as planes combined by the
+    integer coefficient codes; exact before and after the passes (folded, time-multiplexed bases included)."""
+    from hbnn.quant.models import build_model
+
+    torch.manual_seed(sum(bases))
+    model = build_model(model_name, precision="abc", in_channels=1, num_classes=10, image_size=28,
+                        weight_bases=bases[0], act_bases=bases[1])
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):  # batch-norm statistics and input scales from random images
+            model(torch.rand(16, 1, 28, 28))
+    model.eval()
+    graph = lower_model(model, (1, 28, 28))
+    x = torch.rand(20, 1, 28, 28)
+    assert torch_mismatches(model, graph, x) == 0
+    compiled = compile_graph(graph, target_cycles=20_000)
+    abc = [node for node in compiled.dense_layers() if node.weight_kind == "abc"]
+    assert abc and all(node.folding.bases in (None, *range(1, bases[0] + 1)) for node in abc)
+    assert torch_mismatches(model, compiled, x) == 0

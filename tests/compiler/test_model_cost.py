@@ -9,7 +9,7 @@ from hbnn.compiler.lower import UnsupportedLayerError
 from hbnn.compiler.model_cost import model_cost
 from hbnn.quant.checkpoint import save_checkpoint
 from hbnn.quant.models import build_model
-from hbnn.quant.precision import BINARY, INT8, abc
+from hbnn.quant.precision import BINARY, FLOAT, INT8
 from hbnn.quant.selection.context import model_at
 
 
@@ -53,6 +53,6 @@ def test_binarizing_frees_dsp_slices(resnet):
 
 
 def test_a_layer_the_compiler_cannot_map_is_named(resnet):
-    plan = hybrid(resnet) | {"block2.conv1": abc(3, 1)}
+    plan = hybrid(resnet) | {"block2.conv1": FLOAT}
     with pytest.raises(UnsupportedLayerError, match=r"block2\.conv1"):
         model_cost(model_at(resnet, plan), get_board("pynq-z2"))

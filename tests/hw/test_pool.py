@@ -14,7 +14,8 @@ BIPOLAR = "bipolar"
 
 
 def build(bits, kind, window, simd, groups):
-    element = unsigned(1) if bits == BIPOLAR else signed(bits)
+    """bits: BIPOLAR, n (signed(n)) or "un" (unsigned(n): ABC-Net levels)."""
+    element = unsigned(1) if bits == BIPOLAR else unsigned(int(bits[1:])) if isinstance(bits, str) else signed(bits)
     return WindowReduce(element=element, simd=simd, window=window, kind=kind, groups=groups)
 
 
@@ -30,7 +31,10 @@ def random_images(rng, bits, images, groups, window, simd):
         values[0, 0] = -1  # an all -1 group: the OR is 0
         values[-1, -1] = 1
         return values
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(bits, str):  # unsigned levels
+        low, high = 0, (1 << int(bits[1:])) - 1
+    else:
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     values = rng.integers(low, high + 1, shape)
     values[0, 0] = low
     values[-1, -1] = high
@@ -52,6 +56,8 @@ CASES = [
     (8, "max", 9, 1, 3),
     (8, "max", 49, 8, 2),
     (12, "max", 9, 4, 3),
+    ("u2", "max", 4, 3, 4),  # ABC-Net levels 0..3
+    ("u2", "max", 9, 2, 3),
     (8, "sum", 1, 3, 4),
     (8, "sum", 4, 2, 4),
     (8, "sum", 9, 7, 3),
@@ -195,7 +201,7 @@ def test_verilog_is_lint_clean(tmp_path, bits, kind, window):
     (dict(window=0), TypeError, "window must be a positive integer, not 0"),
     (dict(simd=0), TypeError, "simd must be a positive integer, not 0"),
     (dict(groups=-1), TypeError, "groups must be a positive integer, not -1"),
-    (dict(element=unsigned(4)), ValueError, "element must be signed"),
+    (dict(element=unsigned(4), kind="sum"), ValueError, "element must be signed"),
     (dict(element=signed(1)), ValueError, "element must be signed"),
     (dict(element="int8"), TypeError, "element must be a shape"),
 ])

@@ -8,7 +8,7 @@ from hbnn.compiler.lower import UnsupportedLayerError
 from hbnn.compiler.map_to_hardware import map_stages
 from hbnn.compiler.pipeline import compile_model
 from hbnn.quant.models import build_model
-from hbnn.quant.precision import BINARY, INT8, WEIGHT_BINARY, Precision, abc
+from hbnn.quant.precision import BINARY, FLOAT, INT8, WEIGHT_BINARY, Precision, abc
 from hbnn.quant.selection import fits, parse_budget
 from hbnn.quant.selection.hardware_budget import HardwareBudget, LayerShape
 
@@ -32,7 +32,8 @@ def test_a_conv_network_is_priced_as_itself_for_a_board():
     assert budget.hardware_cost(dict(plan)) is cost  # each plan priced once
     assert budget.cost(plan) == cost.bram36 > 0
     with pytest.raises(UnsupportedLayerError, match=r"'stage1\.0\.conv1'"):
-        budget.cost(plan | {"stage1.0.conv1": abc(3, 1)})
+        budget.cost(plan | {"stage1.0.conv1": FLOAT})
+    assert budget.cost(plan | {"stage1.0.conv1": abc(3, 1)}) > 0  # ABC-Net layers are mapped and priced
 
 
 @pytest.mark.parametrize("text", ["luts:5000", "dsps:0", "cycles:300", "bram:10"])
@@ -114,8 +115,9 @@ def test_a_hybrid_mlp_costs_at_least_the_cycles_the_compiler_builds():
 
 def test_a_plan_the_compiler_cannot_map_is_an_error_naming_the_layer():
     budget = HardwareBudget("luts", 5000, "LUTs", LAYERS)
-    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc2': ABC-Net layers are not mapped to hardware yet"):
-        budget.cost({**ALL_BINARY, "fc2": abc(3, 1)})
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc1': an ABC-Net layer reading the network input"):
+        budget.cost({**ALL_BINARY, "fc1": abc(3, 1)})
+    assert budget.cost({**ALL_BINARY, "fc2": abc(3, 1)}) > budget.cost(ALL_BINARY)  # 3 x 1 lanes per product
     with pytest.raises(UnsupportedLayerError, match=r"layer 'fc3': it is the network's last layer"):
         budget.cost({**ALL_BINARY, "fc3": Precision("binary", "binary", weight_scale=True)})
     with pytest.raises(ValueError, match="no precision for layer 'fc3'"):
