@@ -87,19 +87,6 @@ class AbcBases:
         return len(self.ranks)
 
     @property
-    def lanes(self) -> int:
-        """Products per cycle: PE x SIMD, or PE x SIMD x parallel x N XNOR-popcounts for ABC-Net."""
-        if self._bases is None:
-            return self._pe * self._simd
-        return self._pe * self._simd * self._bases.parallel * self._bases.act_bases
-
-    @property
-    def weight_memory(self) -> tuple[int, int]:
-        """(depth, width) of the weight ROM: a word per cycle of a row group's folds."""
-        group = 1 if self._bases is None else self._bases.parallel
-        return self.neuron_folds * self.passes * self.synapse_folds, self._pe * group * self._simd * self.weight_bits
-
-    @property
     def passes(self) -> int:
         return self.weight_bases // self.parallel
 
